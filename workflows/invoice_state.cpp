@@ -1,0 +1,1 @@
+#include "workflows/invoice_state.hpp"

@@ -1,0 +1,1 @@
+#include "workflows/lifecycle.hpp"

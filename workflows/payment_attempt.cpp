@@ -1,0 +1,1 @@
+#include "workflows/payment_attempt.hpp"

@@ -1,0 +1,1 @@
+#include "workflows/retry_policy.hpp"
