@@ -17,6 +17,8 @@ enum class guard : std::uint8_t {
   cancel_scheduled,    // cancel_at_period_end
   paused_on_request,   // pause == requested
   paused_at_trial_end, // pause == trial_ended
+  paused_on_request_no_cancel,      // pause == requested && !cancel_at_period_end
+  paused_on_request_cancel_scheduled, // pause == requested && cancel_at_period_end
 };
 
 /// What happens to `cancel_at_period_end` on the way to the target.
@@ -94,6 +96,13 @@ using enum flag_op;
 //    open first invoice from incomplete (nothing was delivered, nothing owed).
 //  * cancel_at_period_end is kept through past_due, suspended and paused and
 //    cleared on cancellation (see lifecycle_state).
+//  * period_end keeps the billing clock running outside active, so that the
+//    period timer is never lost: past_due still renews and invoices (Stripe
+//    keeps invoicing past_due subscriptions); suspended and paused(requested)
+//    only roll the period (billing is blocked while service is withheld, as in
+//    Kill Bill's overdue BLOCK_BILLING and Stripe's pause_collection=void).
+//    With cancel_at_period_end set, the period end cancels (requested); from
+//    past_due/suspended it also ends dunning and writes the unpaid invoice off.
 //
 // clang-format off
 constexpr row table[] = {
@@ -147,6 +156,10 @@ constexpr row table[] = {
      {}},
   {paused,     resume,                           paused_at_trial_end, to_active,           keep,
      {start_invoice_saga, arm_period_end_timer}},
+  {paused,     period_end,                       paused_on_request_no_cancel, paused_requested, keep,
+     {arm_period_end_timer}},
+  {paused,     period_end,                       paused_on_request_cancel_scheduled, canceled_requested, clear,
+     {cancel_lifecycle_timers}},
   {paused,     cancel_immediately,               any,                 canceled_requested,  clear,
      {cancel_lifecycle_timers, start_cancellation_saga}},
 
@@ -154,6 +167,10 @@ constexpr row table[] = {
      {end_dunning_saga}},
   {past_due,   dunning_suspend,                  any,                 to_suspended,        keep,
      {start_suspension_saga}},
+  {past_due,   period_end,                       no_cancel_scheduled, to_past_due,         keep,
+     {start_invoice_saga, arm_period_end_timer}},
+  {past_due,   period_end,                       cancel_scheduled,    canceled_requested,  clear,
+     {cancel_lifecycle_timers, end_dunning_saga, mark_invoice_uncollectible, post_bad_debt}},
   {past_due,   cancel_immediately,               any,                 canceled_requested,  clear,
      {cancel_lifecycle_timers, end_dunning_saga, start_cancellation_saga}},
 
@@ -161,6 +178,10 @@ constexpr row table[] = {
      {compensate_suspension, end_dunning_saga}},
   {suspended,  dunning_exhausted,                any,                 canceled_nonpayment, clear,
      {cancel_lifecycle_timers, mark_invoice_uncollectible, post_bad_debt}},
+  {suspended,  period_end,                       no_cancel_scheduled, to_suspended,        keep,
+     {arm_period_end_timer}},
+  {suspended,  period_end,                       cancel_scheduled,    canceled_requested,  clear,
+     {cancel_lifecycle_timers, end_dunning_saga, mark_invoice_uncollectible, post_bad_debt}},
   {suspended,  cancel_immediately,               any,                 canceled_requested,  clear,
      {cancel_lifecycle_timers, end_dunning_saga, start_cancellation_saga}},
 
@@ -172,7 +193,9 @@ constexpr row table[] = {
 
 constexpr bool opposite(guard a, guard b) {
   return (a == no_cancel_scheduled && b == cancel_scheduled)
-         || (a == paused_on_request && b == paused_at_trial_end);
+         || (a == paused_on_request && b == paused_at_trial_end)
+         || (a == paused_on_request_no_cancel
+             && b == paused_on_request_cancel_scheduled);
 }
 
 constexpr bool guards_overlap(guard a, guard b) {
@@ -210,6 +233,10 @@ bool holds(guard g, const lifecycle_state& s) {
     case cancel_scheduled: return s.cancel_at_period_end;
     case paused_on_request: return s.pause == pause_reason::requested;
     case paused_at_trial_end: return s.pause == pause_reason::trial_ended;
+    case paused_on_request_no_cancel:
+      return s.pause == pause_reason::requested && !s.cancel_at_period_end;
+    case paused_on_request_cancel_scheduled:
+      return s.pause == pause_reason::requested && s.cancel_at_period_end;
   }
   return false;
 }

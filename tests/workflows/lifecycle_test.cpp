@@ -62,6 +62,9 @@ const std::vector<E> cancel_in_dunning{E::cancel_lifecycle_timers,
                                        E::end_dunning_saga,
                                        E::start_cancellation_saga};
 const std::vector<E> renew{E::start_invoice_saga, E::arm_period_end_timer};
+const std::vector<E> write_off_at_period_end{
+  E::cancel_lifecycle_timers, E::end_dunning_saga, E::mark_invoice_uncollectible,
+  E::post_bad_debt};
 
 const std::vector<expected_row>& expected_rows() {
   using T = trigger;
@@ -104,6 +107,8 @@ const std::vector<expected_row>& expected_rows() {
     {paused_req_cape, T::resume, active_cape, {}},
     {paused_trial, T::resume, active, renew},
     {paused_trial_cape, T::resume, active_cape, renew},
+    {paused_req, T::period_end, paused_req, {E::arm_period_end_timer}},
+    {paused_req_cape, T::period_end, canceled_req, {E::cancel_lifecycle_timers}},
     {paused_req, T::cancel_immediately, canceled_req, cancel_now},
     {paused_req_cape, T::cancel_immediately, canceled_req, cancel_now},
     {paused_trial, T::cancel_immediately, canceled_req, cancel_now},
@@ -114,6 +119,8 @@ const std::vector<expected_row>& expected_rows() {
     {past_due, T::dunning_suspend, suspended, {E::start_suspension_saga}},
     {past_due_cape, T::dunning_suspend, suspended_cape,
      {E::start_suspension_saga}},
+    {past_due, T::period_end, past_due, renew},
+    {past_due_cape, T::period_end, canceled_req, write_off_at_period_end},
     {past_due, T::cancel_immediately, canceled_req, cancel_in_dunning},
     {past_due_cape, T::cancel_immediately, canceled_req, cancel_in_dunning},
 
@@ -127,6 +134,8 @@ const std::vector<expected_row>& expected_rows() {
     {suspended_cape, T::dunning_exhausted, canceled_nonpay,
      {E::cancel_lifecycle_timers, E::mark_invoice_uncollectible,
       E::post_bad_debt}},
+    {suspended, T::period_end, suspended, {E::arm_period_end_timer}},
+    {suspended_cape, T::period_end, canceled_req, write_off_at_period_end},
     {suspended, T::cancel_immediately, canceled_req, cancel_in_dunning},
     {suspended_cape, T::cancel_immediately, canceled_req, cancel_in_dunning},
   };
@@ -227,7 +236,7 @@ TEST(lifecycle, every_expected_row_names_consistent_states) {
     }
     EXPECT_TRUE(consistent(r.to)) << to_string(r.to);
   }
-  EXPECT_EQ(expected_rows().size(), 45u);
+  EXPECT_EQ(expected_rows().size(), 51u);
 }
 
 TEST(lifecycle, the_consistent_states_are_exactly_the_sixteen_expected) {
@@ -303,7 +312,8 @@ TEST(lifecycle, a_trial_becomes_active_and_renews_every_period) {
 TEST(lifecycle, a_failed_payment_escalates_and_a_late_payment_restores) {
   S s = step(active, trigger::invoice_payment_failed, {E::start_dunning_saga});
   EXPECT_EQ(s.status, sub_status::past_due);
-  EXPECT_EQ(apply(s, trigger::period_end).code(), errc::invalid_transition);
+  s = step(s, trigger::period_end, renew); // past_due keeps invoicing
+  EXPECT_EQ(s, past_due);
   s = step(s, trigger::dunning_suspend, {E::start_suspension_saga});
   EXPECT_EQ(s.status, sub_status::suspended);
   s = step(s, trigger::invoice_paid,
@@ -384,7 +394,8 @@ TEST(lifecycle, pause_and_resume_clear_the_pause_reason) {
   S s = step(active, trigger::pause, {});
   EXPECT_EQ(s, paused_req);
   EXPECT_EQ(apply(s, trigger::pause).code(), errc::invalid_transition);
-  EXPECT_EQ(apply(s, trigger::period_end).code(), errc::invalid_transition);
+  s = step(s, trigger::period_end, {E::arm_period_end_timer}); // no invoice
+  EXPECT_EQ(s, paused_req);
   s = step(s, trigger::resume, {});
   EXPECT_EQ(s, active);
   EXPECT_EQ(s.pause, pause_reason::none);
