@@ -1,0 +1,129 @@
+// recurd: the composition root. It reads options, connects to PostgreSQL,
+// serves HTTP until SIGINT/SIGTERM, and maps failures to exit codes
+// (1: start-up failed, 2: bad command line).
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "api/database.hpp"
+#include "api/health.hpp"
+#include "api/http_server.hpp"
+#include "api/options.hpp"
+#include "api/system_clock.hpp"
+#include "domain/time.hpp"
+
+#ifndef RECUR_VERSION
+#  define RECUR_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using namespace recur;
+
+constexpr int exit_startup_failed = 1;
+constexpr int exit_usage = 2;
+
+int fail(int code, const std::string& message) {
+  std::fprintf(stderr, "recurd: %s\n", message.c_str());
+  return code;
+}
+
+std::optional<std::string> read_env(std::string_view name) {
+  const char* value = std::getenv(std::string{name}.c_str());
+  if (value == nullptr)
+    return std::nullopt;
+  return std::string{value};
+}
+
+// One line per event, key=value, UTC timestamps: greppable and parseable.
+void setup_logging() {
+  auto logger = spdlog::stderr_logger_mt("recurd");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ level=%l %v",
+                      spdlog::pattern_time_type::utc);
+  spdlog::set_default_logger(std::move(logger));
+}
+
+std::string format_listen(const api::listen_address& addr) {
+  const bool v6 = addr.host.find(':') != std::string::npos;
+  return (v6 ? "[" + addr.host + "]" : addr.host) + ":"
+         + std::to_string(addr.port);
+}
+
+// Blocks until SIGINT or SIGTERM, then stops the server gracefully.
+void serve_until_signalled(boost::asio::io_context& signals_ioc,
+                           boost::asio::signal_set& signals,
+                           api::http_server& server) {
+  signals.async_wait([&server](const boost::system::error_code& ec, int sig) {
+    if (ec)
+      return;
+    spdlog::info("event=recurd_stopping signal={}",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server.stop();
+  });
+  signals_ioc.run();
+}
+
+int run(const api::options& opts) {
+  setup_logging();
+  const api::system_clock clock;
+  const auto db_target = api::redact_conninfo(opts.db_conninfo);
+  auto db = api::database_probe::connect(opts.db_conninfo);
+  if (!db)
+    return fail(exit_startup_failed, "cannot connect to the database ("
+                                       + db_target + "): " + db.error().detail);
+  // Signals are routed to asio before any thread starts, so a SIGTERM during
+  // start-up is never lost to the default handler.
+  boost::asio::io_context signals_ioc;
+  boost::asio::signal_set signals{signals_ioc, SIGINT, SIGTERM};
+  api::http_server_config config;
+  config.host = opts.listen.host;
+  config.port = opts.listen.port;
+  api::http_server server{config, api::make_health_handler(**db)};
+  if (auto started = server.start(); !started)
+    return fail(exit_startup_failed, started.error().detail);
+  spdlog::info("event=recurd_started version={} listen={} db=ok "
+               "db_target=\"{}\" threads={} started_at={}",
+               RECUR_VERSION, format_listen(opts.listen), db_target,
+               config.threads, format_iso8601(clock.now()));
+  serve_until_signalled(signals_ioc, signals, server);
+  spdlog::info("event=recurd_stopped");
+  return EXIT_SUCCESS;
+}
+
+int recurd_main(int argc, char** argv) {
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  auto opts = api::parse_options(args, read_env);
+  if (!opts)
+    return fail(exit_usage, opts.error().detail);
+  if (opts->show_help) {
+    std::fputs(api::usage().c_str(), stdout);
+    return EXIT_SUCCESS;
+  }
+  if (opts->show_version) {
+    std::puts("recurd " RECUR_VERSION);
+    return EXIT_SUCCESS;
+  }
+  return run(*opts);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  // Only resource exhaustion (threads, memory) throws this far.
+  try {
+    return recurd_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recurd: unexpected error: %s\n", e.what());
+  } catch (...) {
+    std::fputs("recurd: unexpected error\n", stderr);
+  }
+  return exit_startup_failed;
+}
