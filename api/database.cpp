@@ -165,7 +165,7 @@ database_probe::connect(const std::string& conninfo) {
     state->conn = std::make_unique<pqxx::connection>(state->conninfo);
     select_one(*state->conn);
   } catch (const std::exception& e) {
-    return make_error(errc::invalid_argument, one_line(e.what()));
+    return make_error(errc::unavailable, one_line(e.what()));
   }
   return std::unique_ptr<database_probe>{new database_probe(std::move(state))};
 }

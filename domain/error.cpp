@@ -16,6 +16,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::invalid_transition: return "invalid_transition";
     case errc::invalid_policy: return "invalid_policy";
     case errc::not_found: return "not_found";
+    case errc::unavailable: return "unavailable";
   }
   return "unknown_error";
 }

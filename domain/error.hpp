@@ -35,6 +35,7 @@ enum class errc : std::uint8_t {
   invalid_transition,
   invalid_policy,
   not_found,
+  unavailable, // a dependency (database, gateway) cannot be reached now
 };
 
 /// The stable snake_case name of an error code, e.g. "currency_mismatch".
