@@ -15,7 +15,7 @@ constexpr std::int64_t max_unix_s
 
 // Months are counted from year 0 so that one integer orders (year, month).
 constexpr std::int64_t min_month_index = 1 * 12;
-constexpr std::int64_t max_month_index = 9999 * 12 + 11;
+constexpr std::int64_t max_month_index = std::int64_t{9999} * 12 + 11;
 
 bool is_calendar_step(interval_unit u) {
   return u == interval_unit::month || u == interval_unit::year;
@@ -116,9 +116,9 @@ std::int64_t earlier_month_with_day(instant first, std::int32_t billing_day,
 status validate(const billing_interval& interval) {
   std::int64_t max_count = 0;
   switch (interval.unit) {
-    case interval_unit::day: max_count = 365 * max_interval_years; break;
-    case interval_unit::week: max_count = 52 * max_interval_years; break;
-    case interval_unit::month: max_count = 12 * max_interval_years; break;
+    case interval_unit::day: max_count = std::int64_t{365} * max_interval_years; break;
+    case interval_unit::week: max_count = std::int64_t{52} * max_interval_years; break;
+    case interval_unit::month: max_count = std::int64_t{12} * max_interval_years; break;
     case interval_unit::year: max_count = max_interval_years; break;
   }
   if (interval.count < 1 || interval.count > max_count)
