@@ -14,7 +14,7 @@ constexpr std::int64_t max_unix_s
     = days_from_civil(10000, 1, 1) * seconds_per_day - 1;
 
 // Months are counted from year 0 so that one integer orders (year, month).
-constexpr std::int64_t min_month_index = 1 * 12;
+constexpr std::int64_t min_month_index = 12; // year 1, January
 constexpr std::int64_t max_month_index = std::int64_t{9999} * 12 + 11;
 
 bool is_calendar_step(interval_unit u) {
