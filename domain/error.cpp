@@ -17,6 +17,11 @@ std::string_view to_string(errc code) noexcept {
     case errc::invalid_policy: return "invalid_policy";
     case errc::not_found: return "not_found";
     case errc::unavailable: return "unavailable";
+    case errc::version_conflict: return "version_conflict";
+    case errc::already_exists: return "already_exists";
+    case errc::idempotency_conflict: return "idempotency_conflict";
+    case errc::constraint_violation: return "constraint_violation";
+    case errc::storage_error: return "storage_error";
   }
   return "unknown_error";
 }

@@ -36,6 +36,11 @@ enum class errc : std::uint8_t {
   invalid_policy,
   not_found,
   unavailable, // a dependency (database, gateway) cannot be reached now
+  version_conflict,     // optimistic concurrency: someone else wrote first
+  already_exists,       // a unique id or idempotency key is taken
+  idempotency_conflict, // same idempotency key, different request
+  constraint_violation, // the store refused the data (not retryable)
+  storage_error,        // the store failed in a way that is not retryable
 };
 
 /// The stable snake_case name of an error code, e.g. "currency_mismatch".

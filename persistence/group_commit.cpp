@@ -1,0 +1,1 @@
+#include "persistence/group_commit.hpp"

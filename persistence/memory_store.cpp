@@ -1,0 +1,1 @@
+#include "persistence/memory_store.hpp"

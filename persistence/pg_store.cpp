@@ -1,0 +1,1 @@
+#include "persistence/pg_store.hpp"

@@ -1,0 +1,1 @@
+# group-commit writer and fault tests (owner: group-commit engineer)

@@ -1,0 +1,1 @@
+# memory store + contract suite (owner: memory store engineer)

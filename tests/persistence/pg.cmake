@@ -1,0 +1,1 @@
+# PostgreSQL store tests (owner: pg engineer)
