@@ -1,1 +1,1066 @@
 #include "persistence/memory_store.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <set>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+namespace recur {
+
+namespace {
+
+// -- rows
+// -----------------------------------------------------------------------
+
+struct timer_row {
+  timer_record timer;
+  bool completed = false; // kept, so that scheduling the id again is a no-op
+  std::optional<instant> lease_until;
+};
+
+struct idempotency_row {
+  idempotency_record record;
+  bool completed = false;
+};
+
+/// Everything one tenant owns. Every tenant-scoped call reaches exactly one of
+/// these, so keys are per tenant and no call can touch another tenant's rows.
+struct tenant_tables {
+  std::map<std::string, customer_record> customers;
+  std::map<std::string, std::map<std::int32_t, plan_version_record>> plans;
+  std::map<std::string, subscription_row> subscriptions;
+  std::map<std::string, std::vector<event_record>> events;
+  std::map<std::string, std::map<std::int64_t, snapshot_record>> snapshots;
+  std::map<std::string, saga_record> sagas;
+  std::map<std::string, std::vector<saga_step_record>> saga_steps;
+  std::map<std::string, timer_row> timers;
+  std::map<std::string, invoice_record> invoices;
+  std::map<std::string, std::string> invoice_ids_by_key;
+  std::map<std::string, payment_attempt_record> attempts;
+  std::map<std::string, std::string> attempt_ids_by_key;
+  std::set<std::string> ledger_ids;
+  std::vector<ledger_entry_record> ledger; // in append order
+  std::set<std::pair<std::string, std::string>> inbox;
+  std::map<std::string, idempotency_row> idempotency;
+  std::map<std::string, usage_event> usage;
+  std::vector<audit_record> audit; // seq = index + 1
+};
+
+/// (due_at, tenant, timer id) of a pending timer: the order claims take.
+using timer_key = std::tuple<std::int64_t, std::string, std::string>;
+
+// -- undo journal
+// -----------------------------------------------------------------
+
+/// What to do to take back the steps of a unit of work applied so far.
+class journal {
+public:
+  void on_undo(std::function<void()> undo) { undo_.push_back(std::move(undo)); }
+
+  void rollback() {
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it)
+      (*it)();
+    undo_.clear();
+  }
+
+private:
+  std::vector<std::function<void()>> undo_;
+};
+
+/// Remembers m[k], or its absence, so that a rollback puts it back.
+template <class Map>
+void remember(journal& j, Map& m, const typename Map::key_type& k) {
+  auto it = m.find(k);
+  if (it == m.end())
+    j.on_undo([&m, k] { m.erase(k); });
+  else
+    j.on_undo([&m, k, old = it->second] { m.insert_or_assign(k, old); });
+}
+
+/// Remembers a vector's length so that a rollback drops what gets appended.
+template <class T>
+void remember_size(journal& j, std::vector<T>& v) {
+  j.on_undo([&v, n = static_cast<std::ptrdiff_t>(v.size())] {
+    v.erase(v.begin() + n, v.end());
+  });
+}
+
+/// Inserts k unless present; false when it was already there.
+template <class K>
+bool insert_once(journal& j, std::set<K>& s, const K& k) {
+  if (!s.insert(k).second)
+    return false;
+  j.on_undo([&s, k] { s.erase(k); });
+  return true;
+}
+
+// -- paging
+// -----------------------------------------------------------------------
+
+std::size_t page_size(std::size_t limit) {
+  return std::clamp<std::size_t>(limit, 1, memory_store::page_limit_max);
+}
+
+std::size_t batch_size(std::size_t limit) {
+  return std::min(limit, memory_store::page_limit_max);
+}
+
+/// Cuts up to limit + 1 items to a page; the extra one says there is more.
+template <class T, class CursorOf>
+page<T> to_page(std::vector<T> items, std::size_t limit, CursorOf cursor_of) {
+  page<T> p;
+  if (items.size() > limit) {
+    items.erase(items.begin() + static_cast<std::ptrdiff_t>(limit),
+                items.end());
+    p.next_cursor = cursor_of(items.back());
+  }
+  p.items = std::move(items);
+  return p;
+}
+
+error bad_cursor(const std::string& cursor) {
+  return make_error(errc::invalid_argument,
+                    "malformed cursor '" + cursor + "'");
+}
+
+/// Parses "<number>:<rest>", the shape of the cursors made here.
+std::optional<std::pair<std::int64_t, std::string>>
+split_cursor(const std::string& cursor) {
+  const auto colon = cursor.find(':');
+  if (colon == std::string::npos)
+    return std::nullopt;
+  std::int64_t n = 0;
+  const char* first = cursor.data();
+  auto [end, ec] = std::from_chars(first, first + colon, n);
+  if (ec != std::errc{} || end != first + colon)
+    return std::nullopt;
+  return std::pair{n, cursor.substr(colon + 1)};
+}
+
+std::string saga_cursor(const saga_record& s) {
+  return std::to_string(s.created_at.unix_s) + ":" + s.id.value;
+}
+
+/// (tenant, saga id) with the tenant's length first, so any ids round-trip.
+std::string tenant_saga_cursor(const store::tenant_saga& s) {
+  return std::to_string(s.tenant.value.size()) + ":" + s.tenant.value
+         + s.saga.id.value;
+}
+
+std::optional<std::pair<std::string, std::string>>
+parse_tenant_saga_cursor(const std::string& cursor) {
+  auto split = split_cursor(cursor);
+  if (!split || split->first < 0
+      || static_cast<std::size_t>(split->first) > split->second.size())
+    return std::nullopt;
+  const auto n = static_cast<std::size_t>(split->first);
+  return std::pair{split->second.substr(0, n), split->second.substr(n)};
+}
+
+bool saga_matches(const saga_record& s, const saga_filter& f) {
+  return (!f.status || s.status == *f.status) && (!f.type || s.type == *f.type);
+}
+
+bool saga_before(const saga_record& a, const saga_record& b) {
+  return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+}
+
+error version_conflict(const std::string& what, std::int64_t expected,
+                       std::int64_t actual) {
+  return make_error(errc::version_conflict,
+                    what + ": expected version " + std::to_string(expected)
+                      + ", stored " + std::to_string(actual));
+}
+
+} // namespace
+
+// -- the tables and the unit of work
+// ----------------------------------------------
+
+struct memory_store::tables {
+  std::map<std::string, tenant_record> tenants;
+  std::map<std::string, std::string> tenant_ids_by_key_hash;
+  std::map<std::string, tenant_tables> by_tenant;
+  std::set<timer_key> pending_timers;                // every tenant's
+  std::map<std::int64_t, outbox_record> unpublished; // by position
+  std::int64_t next_position = 1;
+
+  const tenant_tables* find(const tenant_id& t) const {
+    auto it = by_tenant.find(t.value);
+    return it == by_tenant.end() ? nullptr : &it->second;
+  }
+
+  /// One unit of work being applied.
+  struct apply_context {
+    const unit_of_work& work;
+    tenant_tables& rows;
+    journal& undo;
+    commit_receipt& receipt;
+  };
+
+  using step_fn = status (tables::*)(apply_context&);
+
+  result<commit_receipt> commit(const unit_of_work& w) {
+    // The order of unit_of_work's comment; a later step sees earlier writes.
+    static constexpr step_fn steps[] = {
+      &tables::apply_inbox,           &tables::apply_idempotency,
+      &tables::apply_events,          &tables::apply_snapshots,
+      &tables::apply_read_model,      &tables::apply_new_sagas,
+      &tables::apply_saga_updates,    &tables::apply_saga_steps,
+      &tables::apply_timer_schedule,  &tables::apply_timer_cancel,
+      &tables::apply_timer_complete,  &tables::apply_new_invoices,
+      &tables::apply_invoice_updates, &tables::apply_new_attempts,
+      &tables::apply_attempt_updates, &tables::apply_ledger,
+      &tables::apply_outbox,          &tables::apply_audit,
+    };
+    journal undo;
+    commit_receipt receipt;
+    apply_context c{w, by_tenant[w.tenant.value], undo, receipt};
+    for (step_fn step : steps) {
+      if (status s = (this->*step)(c); !s) {
+        undo.rollback();
+        return s.error();
+      }
+    }
+    return receipt;
+  }
+
+  // -- steps
+  // ----------------------------------------------------------------------
+
+  status apply_inbox(apply_context& c) {
+    for (const inbox_entry& e : c.work.inbox) {
+      if (!insert_once(c.undo, c.rows.inbox, std::pair{e.gateway, e.event_id}))
+        return make_error(errc::already_exists,
+                          "inbox entry " + e.gateway + "/" + e.event_id);
+    }
+    return {};
+  }
+
+  status apply_idempotency(apply_context& c) {
+    for (const idempotency_record& r : c.work.idempotency_responses) {
+      auto it = c.rows.idempotency.find(r.key);
+      if (it == c.rows.idempotency.end())
+        return make_error(errc::not_found,
+                          "idempotency key " + r.key + " was not reserved");
+      if (it->second.record.request_sha256_hex != r.request_sha256_hex)
+        return make_error(errc::idempotency_conflict,
+                          "idempotency key " + r.key + " has another request");
+      if (it->second.completed)
+        return make_error(errc::already_exists,
+                          "idempotency key " + r.key + " already answered");
+      remember(c.undo, c.rows.idempotency, r.key);
+      it->second.record.response_status = r.response_status;
+      it->second.record.response_body = r.response_body;
+      it->second.completed = true;
+    }
+    return {};
+  }
+
+  status apply_events(apply_context& c) {
+    for (const event_append& a : c.work.events) {
+      std::vector<event_record>& stream = c.rows.events[a.subscription.value];
+      const auto version = static_cast<std::int64_t>(stream.size());
+      if (a.expected_version != version)
+        return version_conflict("subscription " + a.subscription.value,
+                                a.expected_version, version);
+      remember_size(c.undo, stream);
+      for (const new_event& e : a.events)
+        stream.push_back(event_record{
+          a.subscription, static_cast<std::int64_t>(stream.size()) + 1, e.type,
+          e.payload_json, e.recorded_at});
+      c.receipt.event_versions.push_back(
+        static_cast<std::int64_t>(stream.size()));
+    }
+    return {};
+  }
+
+  status apply_snapshots(apply_context& c) {
+    for (const snapshot_record& s : c.work.snapshots) {
+      auto stream = c.rows.events.find(s.subscription.value);
+      const auto version = stream == c.rows.events.end()
+                             ? std::int64_t{0}
+                             : static_cast<std::int64_t>(stream->second.size());
+      if (s.seq < 1 || s.seq > version)
+        return make_error(errc::constraint_violation,
+                          "snapshot at seq " + std::to_string(s.seq)
+                            + " of a stream at version "
+                            + std::to_string(version));
+      auto& by_seq = c.rows.snapshots[s.subscription.value];
+      remember(c.undo, by_seq, s.seq);
+      by_seq.insert_or_assign(s.seq, s);
+    }
+    return {};
+  }
+
+  status apply_read_model(apply_context& c) {
+    for (const subscription_row& row : c.work.subscriptions) {
+      remember(c.undo, c.rows.subscriptions, row.id.value);
+      c.rows.subscriptions.insert_or_assign(row.id.value, row);
+    }
+    return {};
+  }
+
+  status apply_new_sagas(apply_context& c) {
+    for (saga_record s : c.work.new_sagas) {
+      if (c.rows.sagas.contains(s.id.value))
+        return make_error(errc::already_exists, "saga " + s.id.value);
+      remember(c.undo, c.rows.sagas, s.id.value);
+      s.version = 1;
+      c.rows.sagas.emplace(s.id.value, std::move(s));
+    }
+    return {};
+  }
+
+  status apply_saga_updates(apply_context& c) {
+    for (const saga_update& u : c.work.saga_updates) {
+      auto it = c.rows.sagas.find(u.id.value);
+      if (it == c.rows.sagas.end())
+        return make_error(errc::not_found, "saga " + u.id.value);
+      if (it->second.version != u.expected_version)
+        return version_conflict("saga " + u.id.value, u.expected_version,
+                                it->second.version);
+      remember(c.undo, c.rows.sagas, u.id.value);
+      saga_record& s = it->second;
+      s.status = u.status;
+      s.step = u.step;
+      s.data_json = u.data_json;
+      s.updated_at = u.updated_at;
+      ++s.version;
+    }
+    return {};
+  }
+
+  status apply_saga_steps(apply_context& c) {
+    for (saga_step_record step : c.work.saga_steps) {
+      if (!c.rows.sagas.contains(step.saga.value))
+        return make_error(errc::not_found, "steps of saga " + step.saga.value);
+      std::vector<saga_step_record>& log = c.rows.saga_steps[step.saga.value];
+      remember_size(c.undo, log);
+      step.seq = static_cast<std::int64_t>(log.size()) + 1;
+      log.push_back(std::move(step));
+    }
+    return {};
+  }
+
+  // -- timer steps
+  // ----------------------------------------------------------------
+
+  timer_key key_of(const apply_context& c, const timer_record& t) const {
+    return timer_key{t.due_at.unix_s, c.work.tenant.value, t.id};
+  }
+
+  void index_insert(journal& j, const timer_key& k) {
+    pending_timers.insert(k);
+    j.on_undo([this, k] { pending_timers.erase(k); });
+  }
+
+  void index_erase(journal& j, const timer_key& k) {
+    if (pending_timers.erase(k) > 0)
+      j.on_undo([this, k] { pending_timers.insert(k); });
+  }
+
+  status apply_timer_schedule(apply_context& c) {
+    for (const timer_record& t : c.work.timers_to_schedule) {
+      if (c.rows.timers.contains(t.id))
+        continue; // the second schedule of an id changes nothing
+      remember(c.undo, c.rows.timers, t.id);
+      c.rows.timers.emplace(t.id, timer_row{t, false, std::nullopt});
+      index_insert(c.undo, key_of(c, t));
+    }
+    return {};
+  }
+
+  /// Cancelled timers are removed: their id may be scheduled again.
+  status apply_timer_cancel(apply_context& c) {
+    for (const timer_cancel& x : c.work.timers_to_cancel) {
+      std::vector<std::string> ids;
+      for (const auto& [id, row] : c.rows.timers) {
+        if (!row.completed && row.timer.owner == x.owner
+            && (x.kind.empty() || row.timer.kind == x.kind))
+          ids.push_back(id);
+      }
+      for (const std::string& id : ids) {
+        index_erase(c.undo, key_of(c, c.rows.timers.at(id).timer));
+        remember(c.undo, c.rows.timers, id);
+        c.rows.timers.erase(id);
+      }
+    }
+    return {};
+  }
+
+  status apply_timer_complete(apply_context& c) {
+    for (const std::string& id : c.work.timers_to_complete) {
+      auto it = c.rows.timers.find(id);
+      if (it == c.rows.timers.end() || it->second.completed)
+        return make_error(errc::not_found, "pending timer " + id);
+      index_erase(c.undo, key_of(c, it->second.timer));
+      remember(c.undo, c.rows.timers, id);
+      it->second.completed = true;
+      it->second.lease_until.reset();
+    }
+    return {};
+  }
+
+  // -- invoice and attempt steps
+  // --------------------------------------------------
+
+  status apply_new_invoices(apply_context& c) {
+    for (invoice_record r : c.work.new_invoices) {
+      if (c.rows.invoices.contains(r.id.value)
+          || c.rows.invoice_ids_by_key.contains(r.idempotency_key))
+        return make_error(errc::already_exists,
+                          "invoice " + r.id.value + " / " + r.idempotency_key);
+      remember(c.undo, c.rows.invoices, r.id.value);
+      remember(c.undo, c.rows.invoice_ids_by_key, r.idempotency_key);
+      r.version = 1;
+      c.rows.invoice_ids_by_key.emplace(r.idempotency_key, r.id.value);
+      c.rows.invoices.emplace(r.id.value, std::move(r));
+    }
+    return {};
+  }
+
+  status apply_invoice_updates(apply_context& c) {
+    for (const invoice_update& u : c.work.invoice_updates) {
+      auto it = c.rows.invoices.find(u.id.value);
+      if (it == c.rows.invoices.end())
+        return make_error(errc::not_found, "invoice " + u.id.value);
+      if (it->second.version != u.expected_version)
+        return version_conflict("invoice " + u.id.value, u.expected_version,
+                                it->second.version);
+      remember(c.undo, c.rows.invoices, u.id.value);
+      it->second.status = u.status;
+      it->second.amount_paid_minor = u.amount_paid_minor;
+      it->second.updated_at = u.updated_at;
+      ++it->second.version;
+    }
+    return {};
+  }
+
+  status apply_new_attempts(apply_context& c) {
+    for (payment_attempt_record r : c.work.new_attempts) {
+      if (c.rows.attempts.contains(r.id.value)
+          || c.rows.attempt_ids_by_key.contains(r.idempotency_key))
+        return make_error(errc::already_exists, "payment attempt " + r.id.value
+                                                  + " / " + r.idempotency_key);
+      remember(c.undo, c.rows.attempts, r.id.value);
+      remember(c.undo, c.rows.attempt_ids_by_key, r.idempotency_key);
+      r.version = 1;
+      c.rows.attempt_ids_by_key.emplace(r.idempotency_key, r.id.value);
+      c.rows.attempts.emplace(r.id.value, std::move(r));
+    }
+    return {};
+  }
+
+  status apply_attempt_updates(apply_context& c) {
+    for (const payment_attempt_update& u : c.work.attempt_updates) {
+      auto it = c.rows.attempts.find(u.id.value);
+      if (it == c.rows.attempts.end())
+        return make_error(errc::not_found, "payment attempt " + u.id.value);
+      if (it->second.version != u.expected_version)
+        return version_conflict("payment attempt " + u.id.value,
+                                u.expected_version, it->second.version);
+      remember(c.undo, c.rows.attempts, u.id.value);
+      it->second.status = u.status;
+      it->second.decline_code = u.decline_code;
+      it->second.updated_at = u.updated_at;
+      ++it->second.version;
+    }
+    return {};
+  }
+
+  // -- ledger, outbox, audit steps
+  // ------------------------------------------------
+
+  status apply_ledger(apply_context& c) {
+    for (const ledger_append& a : c.work.ledger) {
+      if (!insert_once(c.undo, c.rows.ledger_ids, a.transaction_id))
+        return make_error(errc::already_exists,
+                          "ledger transaction " + a.transaction_id);
+      remember_size(c.undo, c.rows.ledger);
+      std::int32_t line = 0;
+      for (const posting& p : a.transaction.postings())
+        c.rows.ledger.push_back(ledger_entry_record{
+          a.transaction_id, ++line, p.account, p.side, p.amount.amount_minor(),
+          std::string{p.amount.currency().code()}, a.transaction.memo(),
+          a.subject, a.at});
+    }
+    return {};
+  }
+
+  status apply_outbox(apply_context& c) {
+    if (c.work.outbox.empty())
+      return {};
+    c.undo.on_undo([this, next = next_position] { next_position = next; });
+    for (const outbox_message& m : c.work.outbox) {
+      const std::int64_t position = next_position++;
+      unpublished.emplace(position, outbox_record{c.work.tenant, position, m,
+                                                  std::nullopt});
+      c.undo.on_undo([this, position] { unpublished.erase(position); });
+    }
+    return {};
+  }
+
+  status apply_audit(apply_context& c) {
+    if (c.work.audit.empty())
+      return {};
+    remember_size(c.undo, c.rows.audit);
+    for (const audit_entry& e : c.work.audit)
+      c.rows.audit.push_back(
+        audit_record{static_cast<std::int64_t>(c.rows.audit.size()) + 1, e});
+    return {};
+  }
+};
+
+// -- memory_store
+// -------------------------------------------------------------------
+
+memory_store::memory_store() : tables_(std::make_unique<tables>()) {}
+
+memory_store::~memory_store() = default;
+
+result<commit_receipt> memory_store::commit(const unit_of_work& work) {
+  std::lock_guard lock{mutex_};
+  return tables_->commit(work);
+}
+
+std::vector<result<commit_receipt>>
+memory_store::commit_many(std::span<const unit_of_work> works) {
+  // One lock for the batch: no other writer lands between its units.
+  std::lock_guard lock{mutex_};
+  std::vector<result<commit_receipt>> out;
+  out.reserve(works.size());
+  for (const unit_of_work& w : works)
+    out.push_back(tables_->commit(w));
+  return out;
+}
+
+// -- tenants and catalogue
+// ------------------------------------------------------------
+
+status memory_store::create_tenant(const tenant_record& t) {
+  std::lock_guard lock{mutex_};
+  if (tables_->tenants.contains(t.id.value)
+      || tables_->tenant_ids_by_key_hash.contains(t.api_key_sha256_hex))
+    return make_error(errc::already_exists, "tenant " + t.id.value);
+  tables_->tenants.emplace(t.id.value, t);
+  tables_->tenant_ids_by_key_hash.emplace(t.api_key_sha256_hex, t.id.value);
+  return {};
+}
+
+result<tenant_record>
+memory_store::find_tenant_by_key_hash(const std::string& api_key_sha256_hex) {
+  std::lock_guard lock{mutex_};
+  auto it = tables_->tenant_ids_by_key_hash.find(api_key_sha256_hex);
+  if (it == tables_->tenant_ids_by_key_hash.end())
+    return make_error(errc::not_found, "no tenant has that API key");
+  return tables_->tenants.at(it->second);
+}
+
+result<tenant_record> memory_store::get_tenant(const tenant_id& t) {
+  std::lock_guard lock{mutex_};
+  auto it = tables_->tenants.find(t.value);
+  if (it == tables_->tenants.end())
+    return make_error(errc::not_found, "tenant " + t.value);
+  return it->second;
+}
+
+result<customer_record>
+memory_store::put_customer(const tenant_id& t, const customer_record& c,
+                           std::int64_t expected_version) {
+  std::lock_guard lock{mutex_};
+  auto& customers = tables_->by_tenant[t.value].customers;
+  auto it = customers.find(c.id.value);
+  if (it == customers.end() && expected_version != 0)
+    return make_error(errc::not_found, "customer " + c.id.value);
+  const std::int64_t stored = it == customers.end() ? 0 : it->second.version;
+  if (stored != expected_version)
+    return version_conflict("customer " + c.id.value, expected_version, stored);
+  customer_record next = c;
+  next.version = expected_version + 1;
+  customers.insert_or_assign(c.id.value, next);
+  return next;
+}
+
+result<customer_record> memory_store::get_customer(const tenant_id& t,
+                                                   const customer_id& id) {
+  std::lock_guard lock{mutex_};
+  const tenant_tables* rows = tables_->find(t);
+  if (rows != nullptr) {
+    if (auto it = rows->customers.find(id.value); it != rows->customers.end())
+      return it->second;
+  }
+  return make_error(errc::not_found, "customer " + id.value);
+}
+
+status memory_store::add_plan_version(const tenant_id& t,
+                                      const plan_version_record& v) {
+  std::lock_guard lock{mutex_};
+  auto& versions = tables_->by_tenant[t.value].plans[v.plan.value];
+  if (!versions.emplace(v.version, v).second)
+    return make_error(errc::already_exists, "plan " + v.plan.value + " version "
+                                              + std::to_string(v.version));
+  return {};
+}
+
+result<std::vector<plan_version_record>>
+memory_store::list_plan_versions(const tenant_id& t, const plan_id& plan) {
+  std::lock_guard lock{mutex_};
+  std::vector<plan_version_record> out;
+  const tenant_tables* rows = tables_->find(t);
+  if (rows == nullptr)
+    return out;
+  if (auto it = rows->plans.find(plan.value); it != rows->plans.end()) {
+    for (const auto& [version, record] : it->second)
+      out.push_back(record);
+  }
+  return out;
+}
+
+result<page<plan_version_record>>
+memory_store::list_plans(const tenant_id& t, const std::string& cursor,
+                         std::size_t limit) {
+  std::lock_guard lock{mutex_};
+  limit = page_size(limit);
+  std::vector<plan_version_record> items;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (auto it = rows->plans.upper_bound(cursor);
+         it != rows->plans.end() && items.size() <= limit; ++it) {
+      if (!it->second.empty())
+        items.push_back(it->second.rbegin()->second);
+    }
+  }
+  return to_page(std::move(items), limit,
+                 [](const plan_version_record& p) { return p.plan.value; });
+}
+
+result<subscription_row>
+memory_store::get_subscription(const tenant_id& t, const subscription_id& id) {
+  std::lock_guard lock{mutex_};
+  const tenant_tables* rows = tables_->find(t);
+  if (rows != nullptr) {
+    if (auto it = rows->subscriptions.find(id.value);
+        it != rows->subscriptions.end())
+      return it->second;
+  }
+  return make_error(errc::not_found, "subscription " + id.value);
+}
+
+result<page<subscription_row>>
+memory_store::list_subscriptions(const tenant_id& t,
+                                 std::optional<std::string> status,
+                                 std::optional<customer_id> customer,
+                                 const std::string& cursor, std::size_t limit) {
+  std::lock_guard lock{mutex_};
+  limit = page_size(limit);
+  std::vector<subscription_row> items;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (auto it = rows->subscriptions.upper_bound(cursor);
+         it != rows->subscriptions.end() && items.size() <= limit; ++it) {
+      const subscription_row& r = it->second;
+      if ((!status || r.status == *status)
+          && (!customer || r.customer == *customer))
+        items.push_back(r);
+    }
+  }
+  return to_page(std::move(items), limit,
+                 [](const subscription_row& r) { return r.id.value; });
+}
+
+// -- event store
+// ----------------------------------------------------------------------
+
+result<std::vector<event_record>>
+memory_store::load_events(const tenant_id& t, const subscription_id& s,
+                          std::int64_t from_seq) {
+  std::lock_guard lock{mutex_};
+  std::vector<event_record> out;
+  const tenant_tables* rows = tables_->find(t);
+  if (rows == nullptr)
+    return out;
+  auto it = rows->events.find(s.value);
+  if (it == rows->events.end())
+    return out;
+  const auto& stream = it->second;
+  const auto first
+    = static_cast<std::size_t>(std::max<std::int64_t>(from_seq, 1) - 1);
+  if (first < stream.size())
+    out.assign(stream.begin() + static_cast<std::ptrdiff_t>(first),
+               stream.end());
+  return out;
+}
+
+result<subscription_history>
+memory_store::load_history(const tenant_id& t, const subscription_id& s) {
+  std::lock_guard lock{mutex_};
+  subscription_history h;
+  const tenant_tables* rows = tables_->find(t);
+  if (rows == nullptr)
+    return h;
+  if (auto snaps = rows->snapshots.find(s.value);
+      snaps != rows->snapshots.end() && !snaps->second.empty())
+    h.snapshot = snaps->second.rbegin()->second;
+  auto it = rows->events.find(s.value);
+  if (it == rows->events.end())
+    return h;
+  const auto& stream = it->second;
+  const auto first = static_cast<std::size_t>(h.snapshot ? h.snapshot->seq : 0);
+  if (first < stream.size())
+    h.tail.assign(stream.begin() + static_cast<std::ptrdiff_t>(first),
+                  stream.end());
+  h.version = static_cast<std::int64_t>(stream.size());
+  return h;
+}
+
+// -- sagas
+// ----------------------------------------------------------------------------
+
+result<saga_record> memory_store::get_saga(const tenant_id& t,
+                                           const saga_id& id) {
+  std::lock_guard lock{mutex_};
+  const tenant_tables* rows = tables_->find(t);
+  if (rows != nullptr) {
+    if (auto it = rows->sagas.find(id.value); it != rows->sagas.end())
+      return it->second;
+  }
+  return make_error(errc::not_found, "saga " + id.value);
+}
+
+result<std::vector<saga_step_record>>
+memory_store::load_saga_steps(const tenant_id& t, const saga_id& id) {
+  std::lock_guard lock{mutex_};
+  const tenant_tables* rows = tables_->find(t);
+  if (rows != nullptr) {
+    if (auto it = rows->saga_steps.find(id.value); it != rows->saga_steps.end())
+      return it->second;
+  }
+  return std::vector<saga_step_record>{};
+}
+
+result<page<saga_record>>
+memory_store::list_sagas(const tenant_id& t, const saga_filter& f,
+                         const std::string& cursor, std::size_t limit) {
+  std::lock_guard lock{mutex_};
+  limit = page_size(limit);
+  std::optional<saga_record> after;
+  if (!cursor.empty()) {
+    auto split = split_cursor(cursor);
+    if (!split)
+      return bad_cursor(cursor);
+    after.emplace();
+    after->created_at = instant{split->first};
+    after->id = saga_id{split->second};
+  }
+  std::vector<saga_record> items;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (const auto& [id, s] : rows->sagas) {
+      if (saga_matches(s, f) && (!after || saga_before(*after, s)))
+        items.push_back(s);
+    }
+  }
+  const auto keep = std::min(items.size(), limit + 1);
+  std::partial_sort(items.begin(),
+                    items.begin() + static_cast<std::ptrdiff_t>(keep),
+                    items.end(), saga_before);
+  items.resize(keep);
+  return to_page(std::move(items), limit, saga_cursor);
+}
+
+// -- timers, invoices, attempts
+// -------------------------------------------------------
+
+result<std::vector<timer_record>>
+memory_store::list_timers(const tenant_id& t, const std::string& owner) {
+  std::lock_guard lock{mutex_};
+  std::vector<timer_record> out;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (const auto& [id, row] : rows->timers) {
+      if (!row.completed && row.timer.owner == owner)
+        out.push_back(row.timer);
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const timer_record& a, const timer_record& b) {
+              return std::tie(a.due_at, a.id) < std::tie(b.due_at, b.id);
+            });
+  return out;
+}
+
+result<invoice_record> memory_store::get_invoice(const tenant_id& t,
+                                                 const invoice_id& id) {
+  std::lock_guard lock{mutex_};
+  const tenant_tables* rows = tables_->find(t);
+  if (rows != nullptr) {
+    if (auto it = rows->invoices.find(id.value); it != rows->invoices.end())
+      return it->second;
+  }
+  return make_error(errc::not_found, "invoice " + id.value);
+}
+
+result<invoice_record>
+memory_store::find_invoice_by_key(const tenant_id& t,
+                                  const std::string& idempotency_key) {
+  std::lock_guard lock{mutex_};
+  const tenant_tables* rows = tables_->find(t);
+  if (rows != nullptr) {
+    if (auto it = rows->invoice_ids_by_key.find(idempotency_key);
+        it != rows->invoice_ids_by_key.end())
+      return rows->invoices.at(it->second);
+  }
+  return make_error(errc::not_found, "invoice with key " + idempotency_key);
+}
+
+result<page<invoice_record>>
+memory_store::list_invoices(const tenant_id& t,
+                            std::optional<subscription_id> s,
+                            const std::string& cursor, std::size_t limit) {
+  std::lock_guard lock{mutex_};
+  limit = page_size(limit);
+  std::vector<invoice_record> items;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (auto it = rows->invoices.upper_bound(cursor);
+         it != rows->invoices.end() && items.size() <= limit; ++it) {
+      if (!s || it->second.subscription == *s)
+        items.push_back(it->second);
+    }
+  }
+  return to_page(std::move(items), limit,
+                 [](const invoice_record& r) { return r.id.value; });
+}
+
+result<payment_attempt_record>
+memory_store::get_attempt(const tenant_id& t, const payment_attempt_id& id) {
+  std::lock_guard lock{mutex_};
+  const tenant_tables* rows = tables_->find(t);
+  if (rows != nullptr) {
+    if (auto it = rows->attempts.find(id.value); it != rows->attempts.end())
+      return it->second;
+  }
+  return make_error(errc::not_found, "payment attempt " + id.value);
+}
+
+result<std::vector<payment_attempt_record>>
+memory_store::list_attempts(const tenant_id& t, const invoice_id& invoice) {
+  std::lock_guard lock{mutex_};
+  std::vector<payment_attempt_record> out;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (const auto& [id, a] : rows->attempts) {
+      if (a.invoice == invoice)
+        out.push_back(a);
+    }
+  }
+  std::sort(
+    out.begin(), out.end(),
+    [](const payment_attempt_record& a, const payment_attempt_record& b) {
+      return std::tie(a.attempt_no, a.id) < std::tie(b.attempt_no, b.id);
+    });
+  return out;
+}
+
+// -- ledger, usage, audit, inbox
+// ------------------------------------------------------
+
+result<std::vector<ledger_entry_record>>
+memory_store::load_ledger(const tenant_id& t, const std::string& subject) {
+  std::lock_guard lock{mutex_};
+  std::vector<ledger_entry_record> out;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (const ledger_entry_record& e : rows->ledger) {
+      if (e.subject == subject)
+        out.push_back(e);
+    }
+  }
+  return out;
+}
+
+result<std::vector<account_balance>>
+memory_store::ledger_balances(const tenant_id& t) {
+  std::lock_guard lock{mutex_};
+  std::map<std::pair<account, std::string>, std::int64_t> sums;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (const ledger_entry_record& e : rows->ledger) {
+      std::int64_t& sum = sums[{e.account_name, e.currency}];
+      const std::int64_t signed_minor
+        = e.side == entry_side::debit ? e.amount_minor : -e.amount_minor;
+      if (__builtin_add_overflow(sum, signed_minor, &sum))
+        return make_error(errc::amount_overflow,
+                          "balance of "
+                            + std::string{to_string(e.account_name)});
+    }
+  }
+  std::vector<account_balance> out;
+  out.reserve(sums.size());
+  for (const auto& [key, balance] : sums)
+    out.push_back(account_balance{key.first, key.second, balance});
+  return out;
+}
+
+result<usage_receipt>
+memory_store::record_usage(const tenant_id& t, std::span<const usage_event> u) {
+  std::lock_guard lock{mutex_};
+  for (const usage_event& e : u) {
+    if (e.quantity < 0)
+      return make_error(errc::constraint_violation,
+                        "usage " + e.id + " has a negative quantity");
+  }
+  auto& usage = tables_->by_tenant[t.value].usage;
+  usage_receipt receipt;
+  for (const usage_event& e : u) {
+    if (usage.emplace(e.id, e).second)
+      ++receipt.accepted;
+    else
+      ++receipt.duplicates;
+  }
+  return receipt;
+}
+
+result<std::int64_t>
+memory_store::sum_usage(const tenant_id& t, const subscription_id& s,
+                        const std::string& meter, instant from, instant to) {
+  std::lock_guard lock{mutex_};
+  std::int64_t total = 0;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (const auto& [id, e] : rows->usage) {
+      if (e.subscription == s && e.meter == meter && from <= e.at && e.at < to
+          && __builtin_add_overflow(total, e.quantity, &total))
+        return make_error(errc::amount_overflow, "usage of " + meter);
+    }
+  }
+  return total;
+}
+
+result<page<audit_record>> memory_store::list_audit(const tenant_id& t,
+                                                    const std::string& cursor,
+                                                    std::size_t limit) {
+  std::lock_guard lock{mutex_};
+  limit = page_size(limit);
+  std::int64_t after = 0;
+  if (!cursor.empty()) {
+    auto [end, ec] = std::from_chars(cursor.data(),
+                                     cursor.data() + cursor.size(), after);
+    if (ec != std::errc{} || end != cursor.data() + cursor.size() || after < 0)
+      return bad_cursor(cursor);
+  }
+  std::vector<audit_record> items;
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
+    for (auto i = static_cast<std::size_t>(after);
+         i < rows->audit.size() && items.size() <= limit; ++i)
+      items.push_back(rows->audit[i]);
+  }
+  return to_page(std::move(items), limit,
+                 [](const audit_record& r) { return std::to_string(r.seq); });
+}
+
+result<bool> memory_store::inbox_contains(const tenant_id& t,
+                                          const std::string& gateway,
+                                          const std::string& event_id) {
+  std::lock_guard lock{mutex_};
+  const tenant_tables* rows = tables_->find(t);
+  return rows != nullptr && rows->inbox.contains(std::pair{gateway, event_id});
+}
+
+// -- HTTP idempotency keys
+// ------------------------------------------------------------
+
+result<idempotency_outcome>
+memory_store::begin_idempotent(const tenant_id& t, const std::string& key,
+                               const std::string& request_sha256_hex,
+                               instant now) {
+  std::lock_guard lock{mutex_};
+  auto& keys = tables_->by_tenant[t.value].idempotency;
+  auto it = keys.find(key);
+  if (it == keys.end()) {
+    keys.emplace(key, idempotency_row{
+                        idempotency_record{key, request_sha256_hex, 0, {}, now},
+                        false});
+    return idempotency_outcome{idempotency_state::new_request, std::nullopt};
+  }
+  if (it->second.record.request_sha256_hex != request_sha256_hex)
+    return make_error(errc::idempotency_conflict,
+                      "idempotency key " + key
+                        + " was used for another request");
+  if (!it->second.completed)
+    return idempotency_outcome{idempotency_state::in_flight, std::nullopt};
+  return idempotency_outcome{idempotency_state::replay, it->second.record};
+}
+
+// -- system (cross-tenant)
+// ------------------------------------------------------------
+
+result<page<store::tenant_saga>>
+memory_store::find_unfinished_sagas(const std::string& cursor,
+                                    std::size_t limit) {
+  std::lock_guard lock{mutex_};
+  limit = page_size(limit);
+  std::pair<std::string, std::string> after;
+  if (!cursor.empty()) {
+    auto parsed = parse_tenant_saga_cursor(cursor);
+    if (!parsed)
+      return bad_cursor(cursor);
+    after = *parsed;
+  }
+  std::vector<tenant_saga> items;
+  for (auto t = tables_->by_tenant.lower_bound(after.first);
+       t != tables_->by_tenant.end() && items.size() <= limit; ++t) {
+    const auto& sagas = t->second.sagas;
+    auto s = !cursor.empty() && t->first == after.first
+               ? sagas.upper_bound(after.second)
+               : sagas.begin();
+    for (; s != sagas.end() && items.size() <= limit; ++s) {
+      if (!is_finished(s->second.status))
+        items.push_back(tenant_saga{tenant_id{t->first}, s->second});
+    }
+  }
+  return to_page(std::move(items), limit, tenant_saga_cursor);
+}
+
+result<std::vector<claimed_timer>>
+memory_store::claim_due_timers(instant now, std::size_t limit,
+                               std::int64_t lease_s,
+                               const std::string& claimer) {
+  static_cast<void>(claimer); // leases are by time: any claimer may take over
+  if (lease_s <= 0)
+    return make_error(errc::invalid_argument, "a lease must last > 0 s");
+  std::lock_guard lock{mutex_};
+  limit = batch_size(limit);
+  std::vector<claimed_timer> out;
+  for (const auto& [due_s, tenant, id] : tables_->pending_timers) {
+    if (due_s > now.unix_s || out.size() >= limit)
+      break;
+    timer_row& row = tables_->by_tenant.at(tenant).timers.at(id);
+    if (row.lease_until && now < *row.lease_until)
+      continue; // leased to a claimer that may still be working on it
+    row.lease_until = now.plus_seconds(lease_s);
+    out.push_back(
+      claimed_timer{tenant_id{tenant}, row.timer, *row.lease_until});
+  }
+  return out;
+}
+
+result<std::vector<outbox_record>>
+memory_store::fetch_unpublished(std::int64_t after_position,
+                                std::size_t limit) {
+  std::lock_guard lock{mutex_};
+  limit = batch_size(limit);
+  std::vector<outbox_record> out;
+  for (auto it = tables_->unpublished.upper_bound(after_position);
+       it != tables_->unpublished.end() && out.size() < limit; ++it)
+    out.push_back(it->second);
+  return out;
+}
+
+status memory_store::mark_published(std::span<const std::int64_t> positions,
+                                    instant at) {
+  static_cast<void>(at); // published rows are dropped: nothing reads them back
+  std::lock_guard lock{mutex_};
+  for (std::int64_t p : positions)
+    tables_->unpublished.erase(p);
+  return {};
+}
+
+} // namespace recur

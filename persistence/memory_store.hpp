@@ -1,1 +1,136 @@
 #pragma once
+/// The store port kept in process memory: the same contract as PostgreSQL,
+/// for unit tests and deterministic simulation (it never reads a clock).
+///
+/// Thread-safe behind one mutex. A unit of work is applied step by step with
+/// an undo journal and rolled back as a whole when any step fails, so a failed
+/// commit leaves nothing behind. Page sizes are clamped to `page_limit_max`.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sagas/store.hpp"
+
+namespace recur {
+
+class memory_store final : public store {
+public:
+  /// Largest page or batch one read returns, whatever the caller asks for.
+  static constexpr std::size_t page_limit_max = 1000;
+
+  memory_store();
+  ~memory_store() override;
+  memory_store(const memory_store&) = delete;
+  memory_store& operator=(const memory_store&) = delete;
+
+  // -- writes -----------------------------------------------------------------
+
+  result<commit_receipt> commit(const unit_of_work& work) override;
+  std::vector<result<commit_receipt>>
+  commit_many(std::span<const unit_of_work> works) override;
+
+  // -- tenants and catalogue --------------------------------------------------
+
+  status create_tenant(const tenant_record& t) override;
+  result<tenant_record>
+  find_tenant_by_key_hash(const std::string& api_key_sha256_hex) override;
+  result<tenant_record> get_tenant(const tenant_id& t) override;
+  result<customer_record> put_customer(const tenant_id& t,
+                                       const customer_record& c,
+                                       std::int64_t expected_version) override;
+  result<customer_record> get_customer(const tenant_id& t,
+                                       const customer_id& id) override;
+  status add_plan_version(const tenant_id& t,
+                          const plan_version_record& v) override;
+  result<std::vector<plan_version_record>>
+  list_plan_versions(const tenant_id& t, const plan_id& plan) override;
+  result<page<plan_version_record>> list_plans(const tenant_id& t,
+                                               const std::string& cursor,
+                                               std::size_t limit) override;
+  result<subscription_row> get_subscription(const tenant_id& t,
+                                            const subscription_id& id) override;
+  result<page<subscription_row>>
+  list_subscriptions(const tenant_id& t, std::optional<std::string> status,
+                     std::optional<customer_id> customer,
+                     const std::string& cursor, std::size_t limit) override;
+
+  // -- event store ------------------------------------------------------------
+
+  result<std::vector<event_record>> load_events(const tenant_id& t,
+                                                const subscription_id& s,
+                                                std::int64_t from_seq) override;
+  result<subscription_history> load_history(const tenant_id& t,
+                                            const subscription_id& s) override;
+
+  // -- sagas ------------------------------------------------------------------
+
+  result<saga_record> get_saga(const tenant_id& t, const saga_id& id) override;
+  result<std::vector<saga_step_record>>
+  load_saga_steps(const tenant_id& t, const saga_id& id) override;
+  result<page<saga_record>> list_sagas(const tenant_id& t, const saga_filter& f,
+                                       const std::string& cursor,
+                                       std::size_t limit) override;
+
+  // -- timers, invoices, attempts, ledger, usage, audit -----------------------
+
+  result<std::vector<timer_record>>
+  list_timers(const tenant_id& t, const std::string& owner) override;
+  result<invoice_record> get_invoice(const tenant_id& t,
+                                     const invoice_id& id) override;
+  result<invoice_record>
+  find_invoice_by_key(const tenant_id& t,
+                      const std::string& idempotency_key) override;
+  result<page<invoice_record>>
+  list_invoices(const tenant_id& t, std::optional<subscription_id> s,
+                const std::string& cursor, std::size_t limit) override;
+  result<payment_attempt_record>
+  get_attempt(const tenant_id& t, const payment_attempt_id& id) override;
+  result<std::vector<payment_attempt_record>>
+  list_attempts(const tenant_id& t, const invoice_id& invoice) override;
+  result<std::vector<ledger_entry_record>>
+  load_ledger(const tenant_id& t, const std::string& subject) override;
+  result<std::vector<account_balance>>
+  ledger_balances(const tenant_id& t) override;
+  result<usage_receipt> record_usage(const tenant_id& t,
+                                     std::span<const usage_event> u) override;
+  result<std::int64_t> sum_usage(const tenant_id& t, const subscription_id& s,
+                                 const std::string& meter, instant from,
+                                 instant to) override;
+  result<page<audit_record>> list_audit(const tenant_id& t,
+                                        const std::string& cursor,
+                                        std::size_t limit) override;
+  result<bool> inbox_contains(const tenant_id& t, const std::string& gateway,
+                              const std::string& event_id) override;
+
+  // -- HTTP idempotency keys --------------------------------------------------
+
+  result<idempotency_outcome>
+  begin_idempotent(const tenant_id& t, const std::string& key,
+                   const std::string& request_sha256_hex, instant now) override;
+
+  // -- system (cross-tenant) --------------------------------------------------
+
+  result<page<tenant_saga>> find_unfinished_sagas(const std::string& cursor,
+                                                  std::size_t limit) override;
+  result<std::vector<claimed_timer>>
+  claim_due_timers(instant now, std::size_t limit, std::int64_t lease_s,
+                   const std::string& claimer) override;
+  result<std::vector<outbox_record>>
+  fetch_unpublished(std::int64_t after_position, std::size_t limit) override;
+  status mark_published(std::span<const std::int64_t> positions,
+                        instant at) override;
+
+private:
+  struct tables;
+
+  std::mutex mutex_;
+  std::unique_ptr<tables> tables_; // guarded by mutex_
+};
+
+} // namespace recur
