@@ -392,12 +392,24 @@ struct commit_receipt {
   std::vector<std::int64_t> event_versions;
 };
 
+/// The one exception to "a failed commit has written nothing": the connection
+/// broke while COMMIT was in flight, so the unit may or may not be stored. It
+/// is `unavailable` with a detail that starts with this text; the caller must
+/// re-read before trying again (a blind retry could write it twice).
+inline constexpr std::string_view commit_outcome_unknown
+  = "commit outcome unknown";
+
+inline bool is_commit_outcome_unknown(const error& e) {
+  return e.code == errc::unavailable
+         && e.detail.starts_with(commit_outcome_unknown);
+}
+
 // -- the port -----------------------------------------------------------------
 
 /// Errors every call may return: `unavailable` (the store could not be reached
 /// or kept failing with retryable faults after its own retries: the caller may
 /// try again later), `storage_error` (anything else). A failed commit has
-/// written nothing.
+/// written nothing, unless is_commit_outcome_unknown(its error).
 class store {
 public:
   virtual ~store() = default;
