@@ -37,29 +37,6 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DRECUR_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD_DIR" --target store_bench >&2
 
-scratch="$(mktemp -d -t recur-bench.XXXXXX)"
-pg_data="$scratch/data"
-pg_started=0
-# shellcheck disable=SC2317 # reached through the trap
-cleanup() {
-  local rc=$?
-  if ((pg_started)); then
-    pg_stop "$pg_data" || true
-  fi
-  rm -rf "$scratch"
-  log "stopped PostgreSQL and removed $scratch"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-owner="$(pg_owner)"
-if ((EUID == 0)); then chown "$owner:" "$scratch"; fi
-as_pg mkdir -m 700 "$scratch/run"
-port="$(pick_free_port)"
-log "starting a durable PostgreSQL 15 as $owner: socket $scratch/run, port $port"
-pg_init "$pg_data"
 # Durable on purpose (these are also PostgreSQL's defaults). Room for pgbench's
 # 64 clients plus the store's connections.
 conf=("fsync = on" "synchronous_commit = on" "full_page_writes = on"
@@ -68,10 +45,10 @@ if ((PROFILE)); then
   conf+=("shared_preload_libraries = 'pg_stat_statements'"
     "pg_stat_statements.track = all")
 fi
-pg_write_conf "$pg_data" "$scratch/run" "$port" "${conf[@]}"
-pg_started=1
-pg_start "$pg_data" "$scratch/postgres.log"
-pg_sql "$scratch/run" "$port" postgres "CREATE DATABASE recur_bench"
+log "a durable cluster for the benchmark"
+pg_scratch_start recur-bench recur_bench "${conf[@]}"
+scratch="$SCRATCH"
+port="$PG_PORT"
 db="$(pg_conninfo "$scratch/run" "$port" recur_bench)"
 sql() { pg_sql "$scratch/run" "$port" recur_bench "$1"; }
 sql "$(cat bench/pgbench_schema.sql)" >/dev/null

@@ -164,3 +164,41 @@ pg_conninfo() {
   printf 'host=%s port=%s dbname=%s user=postgres' \
     "$(pg_quote "$socket_dir")" "$port" "$db"
 }
+
+# Starts a throw-away cluster in a new scratch folder and creates database
+# <db>. Sets SCRATCH, PG_DATA, PG_SOCK and PG_PORT, and installs an EXIT trap
+# that stops the cluster and deletes the folder whatever happened, keeping the
+# exit status. Extra arguments are postgresql.conf lines.
+# Usage: pg_scratch_start <folder name prefix> <db> [conf lines...]
+pg_scratch_start() {
+  local prefix="$1" db="$2" owner
+  shift 2
+  SCRATCH="$(mktemp -d -t "$prefix.XXXXXX")"
+  PG_DATA="$SCRATCH/data"
+  PG_SOCK="$SCRATCH/run"
+  _pg_scratch_started=0
+  trap _pg_scratch_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  owner="$(pg_owner)"
+  if ((EUID == 0)); then chown "$owner:" "$SCRATCH"; fi
+  as_pg mkdir -m 700 "$PG_SOCK"
+  PG_PORT="$(pick_free_port)"
+  say "starting PostgreSQL 15 as $owner: socket $PG_SOCK, port $PG_PORT" >&2
+  pg_init "$PG_DATA"
+  pg_write_conf "$PG_DATA" "$PG_SOCK" "$PG_PORT" "$@"
+  _pg_scratch_started=1
+  pg_start "$PG_DATA" "$SCRATCH/postgres.log"
+  pg_sql "$PG_SOCK" "$PG_PORT" postgres "CREATE DATABASE $db"
+}
+
+# shellcheck disable=SC2317 # reached through the trap
+_pg_scratch_cleanup() {
+  local rc=$?
+  if ((_pg_scratch_started)); then
+    pg_stop "$PG_DATA" || true
+  fi
+  rm -rf "$SCRATCH"
+  say "stopped PostgreSQL and removed $SCRATCH" >&2
+  exit "$rc"
+}

@@ -22,42 +22,14 @@ cmake -S . -B "$BUILD_DIR" -G Ninja >/dev/null
 say "building"
 cmake --build "$BUILD_DIR"
 
-scratch="$(mktemp -d -t recur-pg.XXXXXX)"
-pg_data="$scratch/data"
-pg_started=0
-
-# shellcheck disable=SC2317 # reached through the trap
-cleanup() {
-  local rc=$?
-  if ((pg_started)); then
-    pg_stop "$pg_data" || true
-  fi
-  rm -rf "$scratch"
-  say "stopped PostgreSQL and removed $scratch"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-owner="$(pg_owner)"
-if ((EUID == 0)); then chown "$owner:" "$scratch"; fi
-as_pg mkdir -m 700 "$scratch/run"
-port="$(pick_free_port)"
-
-say "starting PostgreSQL 15 as $owner: socket $scratch/run, port $port"
-pg_init "$pg_data"
 # Durability buys nothing for a cluster that is deleted at exit.
-pg_write_conf "$pg_data" "$scratch/run" "$port" \
+pg_scratch_start recur-pg recur_test \
   "fsync = off" "synchronous_commit = off" "full_page_writes = off"
-pg_started=1
-pg_start "$pg_data" "$scratch/postgres.log"
-pg_sql "$scratch/run" "$port" postgres "CREATE DATABASE recur_test"
 
-RECUR_TEST_DB="$(pg_conninfo "$scratch/run" "$port" recur_test)"
+RECUR_TEST_DB="$(pg_conninfo "$PG_SOCK" "$PG_PORT" recur_test)"
 export RECUR_TEST_DB
 export RECUR_TEST_PG_BIN="$PG_BIN"
-export RECUR_TEST_PG_DATA="$pg_data"
+export RECUR_TEST_PG_DATA="$PG_DATA"
 say "RECUR_TEST_DB=$RECUR_TEST_DB"
 
 say "running ctest --output-on-failure -j2 $*"
