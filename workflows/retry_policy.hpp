@@ -9,6 +9,7 @@
 
 #include "domain/clock.hpp"
 #include "domain/error.hpp"
+#include "domain/payment_gateway.hpp"
 #include "domain/time.hpp"
 
 namespace recur {
@@ -55,9 +56,8 @@ retry_policy default_retry_policy() noexcept;
 
 // -- decline classification ---------------------------------------------------
 
-/// soft: the same card may succeed later (retry per policy).
-/// hard: the customer must act (new card, issuer call); go straight to dunning.
-enum class decline_class : std::uint8_t { soft, hard };
+// decline_class (soft / hard) is defined with the gateway port in
+// domain/payment_gateway.hpp.
 
 std::string_view to_string(decline_class c) noexcept;
 
