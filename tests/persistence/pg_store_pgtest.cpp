@@ -579,52 +579,6 @@ TEST_F(batches, a_unit_that_moves_one_row_twice_applies_both_moves) {
   EXPECT_EQ(store_->commit(twice).code(), errc::not_found);
 }
 
-// Writers race on one stream, retrying on conflict: every append lands once
-// and seqs stay contiguous.
-TEST_F(batches, concurrent_appends_to_one_stream_each_land_exactly_once) {
-  constexpr int writers = 4;
-  constexpr int appends = 25;
-  std::vector<std::thread> threads;
-  threads.reserve(writers);
-  std::atomic<int> failures{0};
-  for (int w = 0; w < writers; ++w)
-    threads.emplace_back([&, w] {
-      for (int i = 0; i < appends; ++i) {
-        for (int attempt = 0;; ++attempt) {
-          if (attempt == 1000) {
-            ++failures;
-            return;
-          }
-          auto h = store_->load_history(tenant_a, subscription_id{"sub_1"});
-          auto u = append_one(tenant_a, "sub_1", h ? h->version : 0);
-          u.events[0].events[0].type = std::to_string(w);
-          auto r = store_->commit(u);
-          if (r)
-            break;
-          if (r.code() != errc::version_conflict) {
-            ADD_FAILURE() << code_of(r);
-            ++failures;
-            return;
-          }
-        }
-      }
-    });
-  for (auto& t : threads)
-    t.join();
-  ASSERT_EQ(failures, 0);
-
-  auto events = store_->load_events(tenant_a, subscription_id{"sub_1"}, 1);
-  ASSERT_TRUE(events);
-  ASSERT_EQ(events->size(), static_cast<std::size_t>(writers * appends));
-  std::vector<int> per_writer(writers, 0);
-  for (std::size_t i = 0; i < events->size(); ++i) {
-    EXPECT_EQ((*events)[i].seq, static_cast<std::int64_t>(i + 1));
-    ++per_writer[static_cast<std::size_t>(std::stoi((*events)[i].type))];
-  }
-  for (const int n : per_writer)
-    EXPECT_EQ(n, appends);
-}
-
 // The relay reads "position > the last one seen" while writers commit: a
 // position allocated by a transaction that commits late must not be skipped.
 TEST_F(batches, a_relay_that_follows_positions_misses_no_message) {
@@ -667,43 +621,6 @@ TEST_F(batches, a_relay_that_follows_positions_misses_no_message) {
   auto left = s->fetch_unpublished(0, 1000);
   ASSERT_TRUE(left);
   EXPECT_EQ(left->size(), seen.size()); // none published yet: all still there
-}
-
-TEST_F(batches, concurrent_claimers_never_share_a_timer) {
-  constexpr int timers = 300;
-  unit_of_work w;
-  w.tenant = tenant_a;
-  for (int i = 0; i < timers; ++i)
-    w.timers_to_schedule.push_back(
-      {"tm_" + std::to_string(i), "sub_1", "retry", instant{i}, "{}"});
-  ASSERT_TRUE(store_->commit(w));
-  auto c = db_->config();
-  c.pool_size = 4;
-  auto s = open_ok(c);
-  ASSERT_NE(s, nullptr);
-
-  constexpr int claimers = 4;
-  std::vector<std::vector<std::string>> got(claimers);
-  std::vector<std::thread> threads;
-  threads.reserve(claimers);
-  for (int k = 0; k < claimers; ++k)
-    threads.emplace_back([&, k] {
-      for (;;) {
-        auto batch = s->claim_due_timers(instant{timers}, 7, 60, "c");
-        if (!batch || batch->empty())
-          return;
-        for (const auto& t : *batch)
-          got[static_cast<std::size_t>(k)].push_back(t.timer.id);
-      }
-    });
-  for (auto& t : threads)
-    t.join();
-  std::vector<std::string> all;
-  for (const auto& g : got)
-    all.insert(all.end(), g.begin(), g.end());
-  std::sort(all.begin(), all.end());
-  EXPECT_EQ(all.size(), static_cast<std::size_t>(timers));
-  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
 }
 
 } // namespace
