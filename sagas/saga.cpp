@@ -77,8 +77,10 @@ struct builder {
 
   void arm(std::string kind, std::string wait_kind, int64_t delay_s) {
     auto attempt = d.state.attempts.at(d.state.step);
+    auto n = ++d.state.timers_armed;
     saga_timer t{d.state.id.value + "/" + std::to_string(d.state.step) + "/"
-                   + kind + "/a" + std::to_string(attempt),
+                   + kind + "/a" + std::to_string(attempt) + "/t"
+                   + std::to_string(n),
                  std::move(kind), std::move(wait_kind),
                  ctx.now.plus_seconds(delay_s)};
     d.state.status = saga_status::waiting;
@@ -234,6 +236,16 @@ status on(builder& b, const saga_in::abort_requested& in) {
   return {};
 }
 
+status on(builder& b, const saga_in::finish_early& in) {
+  auto& s = b.d.state;
+  if (s.version == 0
+      || (s.status != saga_status::running && s.status != saga_status::waiting))
+    return bad_transition(s, "finish_early");
+  b.log(step_kind::action, b.cur().action, "ended_early", in.reason);
+  b.finish(saga_status::completed);
+  return {};
+}
+
 } // namespace
 
 // -- public API ---------------------------------------------------------------
@@ -307,6 +319,7 @@ saga_record to_record(const saga_state& s) {
   nlohmann::json j;
   j["attempts"] = s.attempts;
   j["data"] = s.data;
+  j["timers_armed"] = s.timers_armed;
   if (s.timer) {
     j["timer"] = {{"id", s.timer->id},
                   {"kind", s.timer->kind},
@@ -341,6 +354,7 @@ result<saga_state> from_record(const saga_record& r) {
   try {
     s.attempts = j.at("attempts").get<std::vector<int32_t>>();
     s.data = j.at("data").get<std::map<std::string, std::string>>();
+    s.timers_armed = j.value("timers_armed", 0);
     if (auto it = j.find("timer"); it != j.end()) {
       const auto& t = *it;
       s.timer = saga_timer{t.at("id").get<std::string>(),

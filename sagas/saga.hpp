@@ -12,6 +12,9 @@
 ///   `<saga>/<step>/<name>/c` for compensations; timer ids are
 ///   `<saga>/<step>/<kind>/a<attempt>`. They depend on nothing but the state,
 ///   so re-issuing after a crash (see `resume`) repeats the same keys.
+/// - Timer ids are `<saga>/<step>/<kind>/a<attempt>/t<n>`, n counting every
+///   timer the saga ever armed: a store never re-arms an id it has seen (even
+///   a fired one), so a second wait in the same step needs a fresh id.
 
 #include <cstdint>
 #include <map>
@@ -66,6 +69,7 @@ struct saga_state {
   std::vector<std::int32_t> attempts; // per step; 0 = never started
   std::map<std::string, std::string> data;
   std::optional<saga_timer> timer; // set exactly while waiting
+  std::int32_t timers_armed = 0;   // for fresh timer ids
   std::int64_t version = 0;        // 0 = not started; +1 per decision
   instant created_at;
   instant updated_at;
@@ -111,6 +115,13 @@ struct compensation_failed {
 struct abort_requested {
   std::string reason;
 };
+/// Stop as `completed` without running the remaining steps or any
+/// compensation (e.g. a dunning saga whose invoices got paid elsewhere). Only
+/// while running or waiting; the caller must make sure no external action is
+/// in flight (its outcome would find the saga finished).
+struct finish_early {
+  std::string reason;
+};
 
 } // namespace saga_in
 
@@ -119,7 +130,8 @@ using saga_input
                  saga_in::action_failed_retryable,
                  saga_in::action_failed_permanent, saga_in::action_pending,
                  saga_in::timer_fired, saga_in::compensation_succeeded,
-                 saga_in::compensation_failed, saga_in::abort_requested>;
+                 saga_in::compensation_failed, saga_in::abort_requested,
+                 saga_in::finish_early>;
 
 /// What the executor may use besides its arguments: the time and chance.
 struct saga_context {

@@ -141,7 +141,7 @@ TEST(saga_executor,
   auto expected = next_delay_s(def.retry, 1, same);
   ASSERT_TRUE(expected.has_value());
   EXPECT_EQ(timers[0].timer.due_at, t0.plus_seconds(10 + *expected));
-  EXPECT_EQ(timers[0].timer.id, "saga_1/2/retry/a1");
+  EXPECT_EQ(timers[0].timer.id, "saga_1/2/retry/a1/t1");
   EXPECT_EQ(timers[0].timer.owner, "saga_1");
   EXPECT_EQ(timers[0].timer.kind, "retry");
 

@@ -1,0 +1,136 @@
+#include "actors/timer_service_impl.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <utility>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace recur {
+
+namespace {
+
+/// Internal: "claim now", carrying the generation it was armed with.
+using poll_atom = caf::atom_constant<caf::atom("timer_poll")>;
+
+struct timer_service_state {
+  store* st = nullptr;
+  clock* clk = nullptr;
+  caf::actor target;
+  timer_service_config cfg;
+  timer_service_stats stats;
+  /// Bumped whenever a poll is armed; a poll message with an older number
+  /// was superseded and does nothing.
+  std::uint64_t generation = 0;
+
+  static inline const char* name = "recur.timer_service";
+};
+
+using timer_service_actor = caf::stateful_actor<timer_service_state>;
+
+/// What one poll or tick did.
+struct drain_outcome {
+  std::uint64_t delivered = 0;
+  bool backlog = false; // stopped at drain_rounds_max with full batches
+  bool failed = false;  // a claim failed
+};
+
+/// One claim_due_timers call; sends each claimed timer to the target in the
+/// order the store returned them (oldest due first). Returns the number
+/// claimed, or -1 when the store failed.
+std::int64_t claim_once(timer_service_actor* self) {
+  auto& s = self->state;
+  ++s.stats.polls;
+  auto claimed = s.st->claim_due_timers(s.clk->now(), s.cfg.claim_batch_limit,
+                                        s.cfg.lease_s, s.cfg.claimer);
+  if (!claimed) {
+    ++s.stats.errors;
+    spdlog::warn("timer_service claimer={} event=claim_failed error={} "
+                 "detail=\"{}\" poll_interval_ms={}",
+                 s.cfg.claimer, to_string(claimed.code()),
+                 claimed.error().detail, s.cfg.poll_interval_ms);
+    return -1;
+  }
+  for (claimed_timer& t : *claimed)
+    self->send(s.target, timer_due_atom::value, std::move(t));
+  const auto n = static_cast<std::int64_t>(claimed->size());
+  s.stats.delivered += static_cast<std::uint64_t>(n);
+  return n;
+}
+
+/// Claims until a claim returns less than a full batch, fails, or
+/// drain_rounds_max claims were made.
+drain_outcome drain(timer_service_actor* self) {
+  const auto& cfg = self->state.cfg;
+  const auto full = static_cast<std::int64_t>(cfg.claim_batch_limit);
+  drain_outcome out;
+  for (std::size_t round = 0; round < cfg.drain_rounds_max; ++round) {
+    const std::int64_t n = claim_once(self);
+    if (n < 0) {
+      out.failed = true;
+      return out;
+    }
+    out.delivered += static_cast<std::uint64_t>(n);
+    if (n < full)
+      return out;
+  }
+  out.backlog = true;
+  return out;
+}
+
+/// Arms the next poll (superseding any armed before): at once when a backlog
+/// is waiting, else after the poll interval. No-op when polling is off.
+void arm_poll(timer_service_actor* self, bool at_once) {
+  auto& s = self->state;
+  if (s.cfg.poll_interval_ms <= 0)
+    return;
+  const std::uint64_t gen = ++s.generation;
+  if (at_once)
+    self->send(self, poll_atom::value, gen);
+  else
+    self->delayed_send(self, std::chrono::milliseconds{s.cfg.poll_interval_ms},
+                       poll_atom::value, gen);
+}
+
+caf::behavior timer_service_fun(timer_service_actor* self, store* st,
+                                clock* clk, caf::actor target,
+                                timer_service_config cfg) {
+  auto& s = self->state;
+  s.st = st;
+  s.clk = clk;
+  s.target = std::move(target);
+  s.cfg = std::move(cfg);
+  // Claim once at start: timers that fell due while nobody was running (a
+  // restart) fire at once instead of one interval later.
+  arm_poll(self, true);
+  return {
+    [self](poll_atom, std::uint64_t gen) {
+      if (gen != self->state.generation)
+        return; // superseded by a tick or a later poll
+      const drain_outcome d = drain(self);
+      arm_poll(self, d.backlog);
+    },
+    [self](tick_atom) -> std::uint64_t {
+      const drain_outcome d = drain(self);
+      arm_poll(self, d.backlog);
+      return d.delivered;
+    },
+    [self](stats_atom) -> timer_service_stats { return self->state.stats; },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_timer_service(caf::actor_system& sys, store& st, clock& clk,
+                               caf::actor target, timer_service_config cfg) {
+  RECUR_ASSERT(static_cast<bool>(target));
+  RECUR_ASSERT(cfg.claim_batch_limit > 0);
+  RECUR_ASSERT(cfg.lease_s > 0);
+  RECUR_ASSERT(cfg.poll_interval_ms >= 0);
+  RECUR_ASSERT(cfg.drain_rounds_max > 0);
+  return sys.spawn(timer_service_fun, &st, &clk, std::move(target),
+                   std::move(cfg));
+}
+
+} // namespace recur

@@ -1,0 +1,1 @@
+target_sources(recur_sagas PRIVATE catalog_codec.cpp)

@@ -1,0 +1,241 @@
+#include "sagas/subscription.hpp"
+
+#include <algorithm>
+#include <exception>
+
+#include <nlohmann/json.hpp>
+
+namespace recur {
+
+namespace {
+
+using nlohmann::json;
+
+json period_json(const billing_period& p) {
+  return json{{"start", p.start.unix_s}, {"end", p.end.unix_s}};
+}
+
+billing_period period_from(const json& j) {
+  return billing_period{instant{j.at("start").get<std::int64_t>()},
+                        instant{j.at("end").get<std::int64_t>()}};
+}
+
+std::string_view unit_name(interval_unit u) {
+  switch (u) {
+    case interval_unit::day: return "day";
+    case interval_unit::week: return "week";
+    case interval_unit::month: return "month";
+    case interval_unit::year: return "year";
+  }
+  return "month";
+}
+
+interval_unit unit_from(const std::string& s) {
+  if (s == "day")
+    return interval_unit::day;
+  if (s == "week")
+    return interval_unit::week;
+  if (s == "year")
+    return interval_unit::year;
+  if (s == "month")
+    return interval_unit::month;
+  throw std::invalid_argument("unknown interval unit " + s);
+}
+
+template <class Enum, std::size_t N>
+Enum enum_from(const std::string& s, const std::array<Enum, N>& all) {
+  for (auto e : all)
+    if (to_string(e) == s)
+      return e;
+  throw std::invalid_argument("unknown value " + s);
+}
+
+} // namespace
+
+std::string to_json(const subscription_state& s) {
+  json open = json::array();
+  for (const auto& i : s.open_invoices)
+    open.push_back({{"id", i.id.value},
+                    {"version", i.version},
+                    {"amount_due", i.amount_due_minor},
+                    {"net", i.net_minor},
+                    {"tax", i.tax_minor},
+                    {"attempts", i.attempts},
+                    {"collecting_saga", i.collecting_saga},
+                    {"period_start", i.period_start.unix_s},
+                    {"period_end", i.period_end.unix_s}});
+  json j{{"tenant", s.tenant.value},
+         {"id", s.id.value},
+         {"customer", s.customer.value},
+         {"plan", s.plan.value},
+         {"plan_version", s.plan_version},
+         {"quantity", s.quantity},
+         {"currency", s.currency},
+         {"payment_method", s.payment_method},
+         {"status", to_string(s.life.status)},
+         {"cancel_at_period_end", s.life.cancel_at_period_end},
+         {"cancel_reason", to_string(s.life.cancel)},
+         {"pause_reason", to_string(s.life.pause)},
+         {"interval", {{"unit", unit_name(s.interval.unit)},
+                       {"count", s.interval.count}}},
+         {"anchor", s.anchor.unix_s},
+         {"period", period_json(s.period)},
+         {"entitled", s.entitled},
+         {"credit", s.credit_minor},
+         {"open_invoices", open},
+         {"sagas", s.sagas},
+         {"saga_seq", s.saga_seq},
+         {"version", s.version},
+         {"created_at", s.created_at.unix_s},
+         {"updated_at", s.updated_at.unix_s}};
+  if (s.trial_end)
+    j["trial_end"] = s.trial_end->unix_s;
+  if (s.last_paid) {
+    const auto& p = *s.last_paid;
+    j["last_paid"] = {{"id", p.id.value},         {"paid", p.paid_minor},
+                      {"net", p.net_minor},       {"tax", p.tax_minor},
+                      {"charge_id", p.charge_id}, {"period_start", p.period_start.unix_s},
+                      {"period_end", p.period_end.unix_s}};
+  }
+  return j.dump();
+}
+
+result<subscription_state> subscription_from_json(std::string_view text) {
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return make_error(errc::invalid_argument, "subscription state is not JSON");
+  subscription_state s;
+  try {
+    s.tenant = tenant_id{j.at("tenant").get<std::string>()};
+    s.id = subscription_id{j.at("id").get<std::string>()};
+    s.customer = customer_id{j.at("customer").get<std::string>()};
+    s.plan = plan_id{j.at("plan").get<std::string>()};
+    s.plan_version = j.at("plan_version").get<std::int32_t>();
+    s.quantity = j.at("quantity").get<std::int64_t>();
+    s.currency = j.at("currency").get<std::string>();
+    s.payment_method = j.at("payment_method").get<std::string>();
+    s.life.status
+      = enum_from(j.at("status").get<std::string>(), all_statuses);
+    s.life.cancel_at_period_end = j.at("cancel_at_period_end").get<bool>();
+    s.life.cancel
+      = enum_from(j.at("cancel_reason").get<std::string>(), all_cancel_reasons);
+    s.life.pause
+      = enum_from(j.at("pause_reason").get<std::string>(), all_pause_reasons);
+    s.interval.unit = unit_from(j.at("interval").at("unit").get<std::string>());
+    s.interval.count = j.at("interval").at("count").get<std::int32_t>();
+    s.anchor = instant{j.at("anchor").get<std::int64_t>()};
+    s.period = period_from(j.at("period"));
+    s.entitled = j.at("entitled").get<bool>();
+    s.credit_minor = j.at("credit").get<std::int64_t>();
+    for (const auto& i : j.at("open_invoices")) {
+      open_invoice o;
+      o.id = invoice_id{i.at("id").get<std::string>()};
+      o.version = i.at("version").get<std::int64_t>();
+      o.amount_due_minor = i.at("amount_due").get<std::int64_t>();
+      o.net_minor = i.at("net").get<std::int64_t>();
+      o.tax_minor = i.at("tax").get<std::int64_t>();
+      o.attempts = i.at("attempts").get<std::int32_t>();
+      o.collecting_saga = i.at("collecting_saga").get<std::string>();
+      o.period_start = instant{i.at("period_start").get<std::int64_t>()};
+      o.period_end = instant{i.at("period_end").get<std::int64_t>()};
+      s.open_invoices.push_back(std::move(o));
+    }
+    s.sagas = j.at("sagas").get<std::map<std::string, std::string>>();
+    s.saga_seq = j.at("saga_seq").get<std::int64_t>();
+    s.version = j.at("version").get<std::int64_t>();
+    s.created_at = instant{j.at("created_at").get<std::int64_t>()};
+    s.updated_at = instant{j.at("updated_at").get<std::int64_t>()};
+    if (auto it = j.find("trial_end"); it != j.end())
+      s.trial_end = instant{it->get<std::int64_t>()};
+    if (auto it = j.find("last_paid"); it != j.end()) {
+      const auto& p = *it;
+      s.last_paid = paid_invoice{invoice_id{p.at("id").get<std::string>()},
+                                 p.at("paid").get<std::int64_t>(),
+                                 p.at("net").get<std::int64_t>(),
+                                 p.at("tax").get<std::int64_t>(),
+                                 p.at("charge_id").get<std::string>(),
+                                 instant{p.at("period_start").get<std::int64_t>()},
+                                 instant{p.at("period_end").get<std::int64_t>()}};
+    }
+  } catch (const std::exception& e) {
+    return make_error(errc::invalid_argument,
+                      std::string{"subscription state: "} + e.what());
+  }
+  return s;
+}
+
+result<subscription_state>
+subscription_from_history(const subscription_history& h) {
+  if (h.version == 0)
+    return make_error(errc::not_found, "no such subscription");
+  std::string_view text;
+  if (!h.tail.empty()) {
+    auto j = json::parse(h.tail.back().payload_json, nullptr, false);
+    if (j.is_discarded() || !j.contains("state"))
+      return make_error(errc::invalid_argument,
+                        "event payload without state");
+    auto s = subscription_from_json(j.at("state").dump());
+    if (s)
+      s->version = h.version;
+    return s;
+  }
+  if (!h.snapshot)
+    return make_error(errc::invalid_argument, "history without events");
+  text = h.snapshot->state_json;
+  auto s = subscription_from_json(text);
+  if (s)
+    s->version = h.version;
+  return s;
+}
+
+std::string_view input_name(const subscription_input& in) noexcept {
+  static constexpr std::string_view names[] = {
+    "create",       "cancel",      "uncancel",     "pause",
+    "resume",       "change_plan", "update_payment_method",
+    "pay_invoice",  "timer_due",   "gateway_done", "gateway_notice"};
+  return names[in.index()];
+}
+
+// -- memory_plan_catalog ------------------------------------------------------
+
+status memory_plan_catalog::add(const plan_id& plan, plan_version v) {
+  if (auto st = validate(v); !st)
+    return st;
+  auto& versions = plans_[plan];
+  for (const auto& x : versions)
+    if (x.version == v.version)
+      return make_error(errc::already_exists, "plan version exists");
+  versions.push_back(std::move(v));
+  std::sort(versions.begin(), versions.end(),
+            [](const auto& a, const auto& b) { return a.version < b.version; });
+  return {};
+}
+
+result<plan_version> memory_plan_catalog::version(const plan_id& plan,
+                                                  std::int32_t version) const {
+  auto it = plans_.find(plan);
+  if (it != plans_.end())
+    for (const auto& v : it->second)
+      if (v.version == version)
+        return v;
+  return make_error(errc::not_found, "no plan " + plan.value + " version "
+                                       + std::to_string(version));
+}
+
+result<plan_version> memory_plan_catalog::current(const plan_id& plan,
+                                                  instant at) const {
+  auto it = plans_.find(plan);
+  if (it == plans_.end() || it->second.empty())
+    return make_error(errc::not_found, "no plan " + plan.value);
+  const plan_version* best = nullptr;
+  for (const auto& v : it->second)
+    if (v.effective_at <= at
+        && (best == nullptr || v.effective_at >= best->effective_at))
+      best = &v;
+  if (best == nullptr)
+    return make_error(errc::no_price_version,
+                      "plan " + plan.value + " has no version in force");
+  return *best;
+}
+
+} // namespace recur

@@ -1,0 +1,271 @@
+#pragma once
+/// The subscription engine: one pure function that moves a subscription and
+/// the sagas it hosts on by one input, and says what to persist and which
+/// gateway calls to make once that is committed.
+///
+/// Design (see also actors/README.md):
+/// - A subscription hosts its sagas: the actor that serialises a
+///   subscription's commands also runs its invoice, dunning, suspension,
+///   plan-change, cancellation and payment sagas, so a saga never races its
+///   own subscription and no database lock is needed.
+/// - `handle` is pure: (aggregate, input, environment, clock reading, seeded
+///   generator) -> (new aggregate, one unit of work, gateway calls, reply).
+///   Local saga actions (issue an invoice, post to the ledger, notify,
+///   revoke entitlements, …) run inside `handle`; external ones (charge,
+///   resolve, refund) come out as calls, and their outcome comes back as a
+///   `gateway_done` input. Everything one input changes commits in one unit
+///   of work, so a crash leaves either all of it or none of it.
+/// - Every external effect carries a deterministic idempotency key: charges
+///   `<invoice>/attempt-<n>`, refunds `<saga>/<step>/<name>/c` or
+///   `<saga>/<step>/<name>/a<n>`, outbox ids `<subscription>/<seq>/<i>`.
+/// - Events carry the whole subscription state after the change, so
+///   activation reads the snapshot or the last event and nothing else.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "domain/billing.hpp"
+#include "domain/catalog.hpp"
+#include "domain/clock.hpp"
+#include "domain/error.hpp"
+#include "domain/ids.hpp"
+#include "domain/interval.hpp"
+#include "domain/payment_gateway.hpp"
+#include "domain/period.hpp"
+#include "domain/tax.hpp"
+#include "domain/time.hpp"
+#include "sagas/saga.hpp"
+#include "sagas/store.hpp"
+#include "workflows/dunning.hpp"
+#include "workflows/lifecycle.hpp"
+#include "workflows/retry_policy.hpp"
+
+namespace recur {
+
+// -- the aggregate --------------------------------------------------------------
+
+/// An invoice the subscription still has to collect (status open).
+struct open_invoice {
+  invoice_id id;
+  std::int64_t version = 1;      // the stored invoice row's version
+  std::int64_t amount_due_minor = 0;
+  std::int64_t net_minor = 0;
+  std::int64_t tax_minor = 0;
+  std::int32_t attempts = 0;     // charge attempts made so far (keys 1..n)
+  std::string collecting_saga;   // saga with a charge of it in flight, or ""
+  instant period_start;
+  instant period_end;
+
+  friend bool operator==(const open_invoice&, const open_invoice&) = default;
+};
+
+/// The last paid invoice of the current period: what a cancellation credits.
+struct paid_invoice {
+  invoice_id id;
+  std::int64_t paid_minor = 0;
+  std::int64_t net_minor = 0;
+  std::int64_t tax_minor = 0;
+  std::string charge_id; // empty when nothing was charged (zero invoice)
+  instant period_start;
+  instant period_end;
+
+  friend bool operator==(const paid_invoice&, const paid_invoice&) = default;
+};
+
+struct subscription_state {
+  tenant_id tenant;
+  subscription_id id;
+  customer_id customer;
+  plan_id plan;
+  std::int32_t plan_version = 0;
+  std::int64_t quantity = 1;
+  std::string currency; // ISO code of the plan version
+  std::string payment_method; // token; empty: none on file
+  lifecycle_state life;
+  billing_interval interval;
+  instant anchor;          // billing periods are counted from here
+  billing_period period;   // current period (the trial while trialing)
+  std::optional<instant> trial_end;
+  bool entitled = true;    // false while suspended or canceled
+  std::int64_t credit_minor = 0; // customer credit applied to next invoices
+  std::vector<open_invoice> open_invoices; // oldest first
+  std::optional<paid_invoice> last_paid;
+  std::map<std::string, std::string> sagas; // live saga id -> type
+  std::int64_t saga_seq = 0;                // saga ids <sub>/<type>/<n>
+  std::int64_t version = 0;                 // last event seq
+  instant created_at;
+  instant updated_at;
+
+  friend bool operator==(const subscription_state&, const subscription_state&)
+    = default;
+};
+
+/// Everything a subscription actor holds: its state and its live sagas.
+struct subscription_aggregate {
+  subscription_state sub;
+  std::map<std::string, saga_state> sagas; // live (unfinished) sagas by id
+  bool exists() const noexcept { return sub.version > 0; }
+};
+
+std::string to_json(const subscription_state& s);
+result<subscription_state> subscription_from_json(std::string_view json);
+
+/// The aggregate from the store's history (snapshot or last event) and the
+/// saga rows named by its saga map (finished ones are dropped).
+result<subscription_state>
+subscription_from_history(const subscription_history& h);
+
+// -- inputs -------------------------------------------------------------------
+
+namespace sub_in {
+
+struct create {
+  customer_id customer;
+  plan_id plan;
+  std::int64_t quantity = 1;
+  std::string payment_method;
+  std::optional<std::int32_t> trial_days; // default: the plan version's
+};
+struct cancel {
+  bool at_period_end = false;
+};
+struct uncancel {}; // withdraw a scheduled cancel_at_period_end
+struct pause {};
+struct resume {};
+struct change_plan {
+  plan_id plan;
+  std::int64_t quantity = 1;
+};
+struct update_payment_method {
+  std::string token;
+};
+/// Collect an open invoice now (customer pays, e.g. after a new card).
+struct pay_invoice {
+  invoice_id invoice;
+};
+/// A durable timer of this subscription or one of its sagas fell due.
+struct timer_due {
+  timer_record timer;
+};
+/// The outcome of a gateway call issued earlier by saga `saga`.
+struct gateway_done {
+  std::string saga;
+  std::int32_t step = 0;
+  std::string action_key; // the executor's key of the action/compensation
+  std::optional<charge_result> charge;
+  std::optional<refund_result> refund;
+  std::optional<error> failure;
+};
+/// A gateway event (webhook) about one of this subscription's charges.
+struct gateway_notice {
+  gateway_event event;
+};
+
+} // namespace sub_in
+
+using subscription_input
+  = std::variant<sub_in::create, sub_in::cancel, sub_in::uncancel,
+                 sub_in::pause, sub_in::resume, sub_in::change_plan,
+                 sub_in::update_payment_method, sub_in::pay_invoice,
+                 sub_in::timer_due, sub_in::gateway_done,
+                 sub_in::gateway_notice>;
+
+/// "create", "cancel", … for logs and audit.
+std::string_view input_name(const subscription_input& in) noexcept;
+
+// -- environment --------------------------------------------------------------
+
+/// Plan versions by (plan, version), and the version in force at an instant.
+class plan_catalog {
+public:
+  virtual ~plan_catalog() = default;
+  virtual result<plan_version> version(const plan_id& plan,
+                                       std::int32_t version) const
+    = 0;
+  virtual result<plan_version> current(const plan_id& plan, instant at) const
+    = 0;
+};
+
+/// A catalog held in memory (tests, simulations, and the actor layer's cache).
+class memory_plan_catalog final : public plan_catalog {
+public:
+  status add(const plan_id& plan, plan_version v);
+  result<plan_version> version(const plan_id& plan,
+                               std::int32_t version) const override;
+  result<plan_version> current(const plan_id& plan, instant at) const override;
+
+private:
+  std::map<plan_id, std::vector<plan_version>> plans_;
+};
+
+/// The tenant's billing settings.
+struct billing_env {
+  const plan_catalog* plans = nullptr;
+  billing_terms terms{tax_profile{"", true}, tax_mode::exclusive, {}};
+  tax_table taxes;
+  std::optional<dunning_ladder> ladder; // default_dunning_ladder(currency)
+  retry_policy retry = default_retry_policy();
+  /// How long a pending (async) charge waits for its webhook before the
+  /// saga asks the gateway by key; and the wait after an unknown outcome.
+  std::int64_t pending_timeout_s = 3'600;
+  std::int64_t unknown_timeout_s = 60;
+  std::string gateway = "sandbox";
+};
+
+// -- outputs ------------------------------------------------------------------
+
+/// A gateway call to make after the unit of work committed; its outcome goes
+/// back in as `sub_in::gateway_done` with the same saga/step/action_key.
+struct gateway_call_request {
+  enum class op : std::uint8_t { charge, resolve, refund };
+  op kind = op::charge;
+  std::string saga;
+  std::int32_t step = 0;
+  std::string action_key;
+  std::optional<charge_request> charge; // charge, resolve
+  std::optional<refund_request> refund; // refund
+
+  friend bool operator==(const gateway_call_request&,
+                         const gateway_call_request&)
+    = default;
+};
+
+struct subscription_decision {
+  subscription_aggregate next; // adopt once `work` committed
+  unit_of_work work;           // empty when nothing changed
+  std::vector<gateway_call_request> calls;
+  /// Sagas this input started, moved or finished (for logs and tests).
+  std::vector<std::string> touched_sagas;
+};
+
+/// Moves the subscription on by one input. Commands that the lifecycle
+/// forbids are `invalid_transition` and change nothing; bad arguments are
+/// `invalid_argument` / `not_found` (unknown plan) / `currency_mismatch`;
+/// commands to a subscription that does not exist are `not_found`, and
+/// `create` of one that exists is `already_exists`. Stale inputs (a timer or
+/// gateway outcome a saga no longer waits for) are not errors: the decision
+/// then only completes the timer, or is empty.
+result<subscription_decision> handle(const subscription_aggregate& current,
+                                     const tenant_id& tenant,
+                                     const subscription_id& id,
+                                     const subscription_input& input,
+                                     const billing_env& env, instant now,
+                                     rng& gen);
+
+/// The gateway calls to re-issue after recovery: for every live saga whose
+/// persisted state has a charge/resolve/refund in flight. (Timers are durable
+/// and need nothing.)
+std::vector<gateway_call_request>
+resume_calls(const subscription_aggregate& agg, const billing_env& env);
+
+/// The definitions of the hosted saga types: "invoice", "dunning",
+/// "suspension", "plan_change", "cancellation", "payment".
+result<saga_definition> saga_definition_for(const std::string& type,
+                                            const subscription_state& sub,
+                                            const billing_env& env);
+
+} // namespace recur

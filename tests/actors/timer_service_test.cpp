@@ -1,0 +1,516 @@
+// The durable timer service on CAF's deterministic test coordinator, over the
+// in-memory store and a manual clock: what a tick delivers and in which order,
+// re-delivery after a lapsed lease, draining a backlog larger than one claim,
+// cancelled timers, its own polling (with superseded polls), store errors.
+
+#include "actors/store_writer_impl.hpp"
+#include "actors/timer_service_impl.hpp"
+#include "domain/clock.hpp"
+#include "persistence/memory_store.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <gtest/gtest.h>
+
+namespace {
+
+using namespace recur;
+
+const tenant_id tenant_a{"tenant_a"};
+const tenant_id tenant_b{"tenant_b"};
+const instant t0 = utc(2024, 3, 1);
+
+timer_record make_timer(std::string id, std::string owner, std::string kind,
+                        instant due_at) {
+  std::string payload = R"({"subscription":")" + owner + R"("})";
+  return timer_record{std::move(id), std::move(owner), std::move(kind), due_at,
+                      std::move(payload)};
+}
+
+std::vector<std::string> ids_of(const std::vector<claimed_timer>& ts) {
+  std::vector<std::string> out;
+  for (const auto& t : ts)
+    out.push_back(t.timer.id);
+  return out;
+}
+
+// -- a store whose claims can fail --------------------------------------------
+// Forwards everything to a memory_store; the next `fail_claims` claims fail
+// with `unavailable`, as a PostgreSQL store does when the server is away.
+class flaky_claims_store final : public store {
+public:
+  memory_store inner;
+  int fail_claims = 0;
+
+  result<std::vector<claimed_timer>>
+  claim_due_timers(instant now, std::size_t limit, std::int64_t lease_s,
+                   const std::string& claimer) override {
+    if (fail_claims > 0) {
+      --fail_claims;
+      return make_error(errc::unavailable, "fake outage");
+    }
+    return inner.claim_due_timers(now, limit, lease_s, claimer);
+  }
+
+  // -- everything else: forwarded ---------------------------------------------
+
+  result<commit_receipt> commit(const unit_of_work& w) override {
+    return inner.commit(w);
+  }
+  std::vector<result<commit_receipt>>
+  commit_many(std::span<const unit_of_work> ws) override {
+    return inner.commit_many(ws);
+  }
+  status create_tenant(const tenant_record& t) override {
+    return inner.create_tenant(t);
+  }
+  result<tenant_record> find_tenant_by_key_hash(const std::string& h) override {
+    return inner.find_tenant_by_key_hash(h);
+  }
+  result<tenant_record> get_tenant(const tenant_id& t) override {
+    return inner.get_tenant(t);
+  }
+  result<customer_record> put_customer(const tenant_id& t,
+                                       const customer_record& c,
+                                       std::int64_t v) override {
+    return inner.put_customer(t, c, v);
+  }
+  result<customer_record> get_customer(const tenant_id& t,
+                                       const customer_id& id) override {
+    return inner.get_customer(t, id);
+  }
+  status add_plan_version(const tenant_id& t,
+                          const plan_version_record& v) override {
+    return inner.add_plan_version(t, v);
+  }
+  result<std::vector<plan_version_record>>
+  list_plan_versions(const tenant_id& t, const plan_id& p) override {
+    return inner.list_plan_versions(t, p);
+  }
+  result<page<plan_version_record>>
+  list_plans(const tenant_id& t, const std::string& c, std::size_t n) override {
+    return inner.list_plans(t, c, n);
+  }
+  result<subscription_row> get_subscription(const tenant_id& t,
+                                            const subscription_id& s) override {
+    return inner.get_subscription(t, s);
+  }
+  result<page<subscription_row>>
+  list_subscriptions(const tenant_id& t, std::optional<std::string> st,
+                     std::optional<customer_id> c, const std::string& cur,
+                     std::size_t n) override {
+    return inner.list_subscriptions(t, std::move(st), std::move(c), cur, n);
+  }
+  result<std::vector<event_record>> load_events(const tenant_id& t,
+                                                const subscription_id& s,
+                                                std::int64_t from) override {
+    return inner.load_events(t, s, from);
+  }
+  result<subscription_history> load_history(const tenant_id& t,
+                                            const subscription_id& s) override {
+    return inner.load_history(t, s);
+  }
+  result<saga_record> get_saga(const tenant_id& t, const saga_id& id) override {
+    return inner.get_saga(t, id);
+  }
+  result<std::vector<saga_step_record>>
+  load_saga_steps(const tenant_id& t, const saga_id& id) override {
+    return inner.load_saga_steps(t, id);
+  }
+  result<page<saga_record>> list_sagas(const tenant_id& t, const saga_filter& f,
+                                       const std::string& c,
+                                       std::size_t n) override {
+    return inner.list_sagas(t, f, c, n);
+  }
+  result<std::vector<timer_record>>
+  list_timers(const tenant_id& t, const std::string& owner) override {
+    return inner.list_timers(t, owner);
+  }
+  result<invoice_record> get_invoice(const tenant_id& t,
+                                     const invoice_id& id) override {
+    return inner.get_invoice(t, id);
+  }
+  result<invoice_record> find_invoice_by_key(const tenant_id& t,
+                                             const std::string& k) override {
+    return inner.find_invoice_by_key(t, k);
+  }
+  result<page<invoice_record>>
+  list_invoices(const tenant_id& t, std::optional<subscription_id> s,
+                const std::string& c, std::size_t n) override {
+    return inner.list_invoices(t, std::move(s), c, n);
+  }
+  result<payment_attempt_record>
+  get_attempt(const tenant_id& t, const payment_attempt_id& id) override {
+    return inner.get_attempt(t, id);
+  }
+  result<std::vector<payment_attempt_record>>
+  list_attempts(const tenant_id& t, const invoice_id& i) override {
+    return inner.list_attempts(t, i);
+  }
+  result<std::vector<ledger_entry_record>>
+  load_ledger(const tenant_id& t, const std::string& s) override {
+    return inner.load_ledger(t, s);
+  }
+  result<std::vector<account_balance>>
+  ledger_balances(const tenant_id& t) override {
+    return inner.ledger_balances(t);
+  }
+  result<usage_receipt> record_usage(const tenant_id& t,
+                                     std::span<const usage_event> u) override {
+    return inner.record_usage(t, u);
+  }
+  result<std::int64_t> sum_usage(const tenant_id& t, const subscription_id& s,
+                                 const std::string& m, instant from,
+                                 instant to) override {
+    return inner.sum_usage(t, s, m, from, to);
+  }
+  result<page<audit_record>>
+  list_audit(const tenant_id& t, const std::string& c, std::size_t n) override {
+    return inner.list_audit(t, c, n);
+  }
+  result<bool> inbox_contains(const tenant_id& t, const std::string& g,
+                              const std::string& e) override {
+    return inner.inbox_contains(t, g, e);
+  }
+  result<idempotency_outcome>
+  begin_idempotent(const tenant_id& t, const std::string& k,
+                   const std::string& h, instant now) override {
+    return inner.begin_idempotent(t, k, h, now);
+  }
+  result<page<tenant_saga>> find_unfinished_sagas(const std::string& c,
+                                                  std::size_t n) override {
+    return inner.find_unfinished_sagas(c, n);
+  }
+  result<std::vector<outbox_record>> fetch_unpublished(std::int64_t after,
+                                                       std::size_t n) override {
+    return inner.fetch_unpublished(after, n);
+  }
+  status mark_published(std::span<const std::int64_t> p, instant at) override {
+    return inner.mark_published(p, at);
+  }
+};
+
+// -- the delivery target ------------------------------------------------------
+// Records every timer it is handed; completes (through the store writer) the
+// ones the test lists, in a unit of work of the timer's tenant. Everything
+// runs on the test thread (test coordinator), so plain pointers are safe.
+
+struct delivery_log {
+  std::vector<claimed_timer> delivered;
+  std::set<std::string> complete; // ids the target completes when delivered
+  std::vector<commit_reply> completions;
+  int errors = 0;
+};
+
+caf::behavior recording_target(caf::event_based_actor* self, delivery_log* log,
+                               caf::actor writer) {
+  return {
+    [=](timer_due_atom, const claimed_timer& t) {
+      log->delivered.push_back(t);
+      if (!log->complete.contains(t.timer.id))
+        return;
+      unit_of_work work;
+      work.tenant = t.tenant;
+      work.timers_to_complete.push_back(t.timer.id);
+      self->request(writer, caf::infinite, commit_atom::value, std::move(work))
+        .then([=](const commit_reply& r) { log->completions.push_back(r); },
+              [=](caf::error&) { ++log->errors; });
+    },
+  };
+}
+
+// -- fixture ------------------------------------------------------------------
+
+class timer_service_test : public ::testing::Test {
+protected:
+  static caf::actor_system_config& configure(caf::actor_system_config& c) {
+    c.set("scheduler.policy", caf::atom("testing"));
+    c.set("logger.file-verbosity", caf::atom("quiet"));
+    return c;
+  }
+
+  timer_service_test()
+    : sys{configure(cfg)},
+      sched{dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())},
+      self{sys, true} {
+    writer = spawn_store_writer(
+      sys, st, store_writer_config{store_writer_mode::inline_commit, {}, 64});
+    target = sys.spawn(recording_target, &log, writer);
+  }
+
+  ~timer_service_test() override {
+    for (auto* hdl : {&service, &target, &writer})
+      if (*hdl)
+        caf::anon_send_exit(*hdl, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  /// Runs every queued message; never fires a (delayed-send) timeout, so a
+  /// polling service does not spin.
+  std::size_t run() {
+    std::size_t n = 0;
+    while (sched.try_run_once())
+      ++n;
+    return n;
+  }
+
+  void spawn_service(timer_service_config c) {
+    service = spawn_timer_service(sys, st, clk, target, std::move(c));
+    run();
+  }
+
+  void spawn_ticked_service(std::size_t batch = 1000) {
+    timer_service_config c;
+    c.poll_interval_ms = 0;
+    c.claim_batch_limit = batch;
+    c.claimer = "test";
+    spawn_service(std::move(c));
+  }
+
+  void schedule(const tenant_id& t, std::vector<timer_record> timers) {
+    unit_of_work w;
+    w.tenant = t;
+    w.timers_to_schedule = std::move(timers);
+    ASSERT_TRUE(st.commit(w).has_value());
+  }
+
+  /// Sends a tick, runs everything it causes, returns its reply.
+  std::optional<std::uint64_t> tick() {
+    auto h = self->request(service, caf::infinite, tick_atom::value);
+    run();
+    if (!self->has_next_message()) {
+      ADD_FAILURE() << "the tick was not answered";
+      return std::nullopt;
+    }
+    std::optional<std::uint64_t> out;
+    h.receive([&](std::uint64_t n) { out = n; },
+              [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+    return out;
+  }
+
+  timer_service_stats stats() {
+    auto h = self->request(service, caf::infinite, stats_atom::value);
+    run();
+    timer_service_stats out;
+    if (!self->has_next_message()) {
+      ADD_FAILURE() << "the stats request was not answered";
+      return out;
+    }
+    h.receive([&](timer_service_stats& s) { out = s; },
+              [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+    return out;
+  }
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scheduler::test_coordinator& sched;
+  caf::scoped_actor self;
+  flaky_claims_store st;
+  manual_clock clk{t0};
+  delivery_log log;
+  caf::actor writer;
+  caf::actor target;
+  caf::actor service;
+};
+
+// t1 < t2 < t3, one owner each.
+const timer_record t1 = make_timer("sub_1/trial_end", "sub_1", "trial_end",
+                                   t0.plus_seconds(60));
+const timer_record t2 = make_timer("sub_2/period_end", "sub_2", "period_end",
+                                   t0.plus_seconds(120));
+const timer_record t3 = make_timer("sub_3/retry", "sub_3", "retry",
+                                   t0.plus_seconds(3600));
+
+// -- tests --------------------------------------------------------------------
+
+TEST_F(timer_service_test, a_tick_before_the_first_due_time_delivers_nothing) {
+  schedule(tenant_a, {t1, t2, t3});
+  spawn_ticked_service();
+  clk.set(t1.due_at.plus_seconds(-1));
+  EXPECT_EQ(tick(), 0u);
+  EXPECT_TRUE(log.delivered.empty());
+  const auto s = stats();
+  EXPECT_EQ(s.polls, 1u);
+  EXPECT_EQ(s.delivered, 0u);
+  EXPECT_EQ(s.errors, 0u);
+}
+
+TEST_F(timer_service_test,
+       due_timers_come_in_order_and_an_uncompleted_one_returns_after_lease) {
+  schedule(tenant_a, {t3, t2, t1}); // scheduling order is not due order
+  spawn_ticked_service();
+  log.complete = {t1.id}; // the owner of t1 completes it, t2's owner does not
+
+  clk.set(t2.due_at.plus_seconds(30));
+  EXPECT_EQ(tick(), 2u);
+  ASSERT_EQ(ids_of(log.delivered), (std::vector<std::string>{t1.id, t2.id}));
+  EXPECT_EQ(log.delivered[0].tenant, tenant_a);
+  EXPECT_EQ(log.delivered[0].timer.payload_json, t1.payload_json);
+  EXPECT_EQ(log.delivered[0].lease_until, clk.now().plus_seconds(30));
+  ASSERT_EQ(log.completions.size(), 1u);
+  EXPECT_TRUE(log.completions[0].ok());
+  EXPECT_EQ(log.errors, 0);
+  auto pending_t1 = st.list_timers(tenant_a, "sub_1");
+  ASSERT_TRUE(pending_t1.has_value());
+  EXPECT_TRUE(pending_t1->empty()); // t1 is done
+
+  // t2 is leased: nothing comes back until the lease lapses.
+  EXPECT_EQ(tick(), 0u);
+  clk.advance_seconds(29);
+  EXPECT_EQ(tick(), 0u);
+  EXPECT_EQ(log.delivered.size(), 2u);
+
+  clk.advance_seconds(1); // lease_s = 30 after the claim
+  EXPECT_EQ(tick(), 1u);
+  ASSERT_EQ(ids_of(log.delivered),
+            (std::vector<std::string>{t1.id, t2.id, t2.id}));
+
+  // Past the next lease, t2 is still pending and comes back again; t1 never.
+  clk.advance_seconds(30);
+  EXPECT_EQ(tick(), 1u);
+  EXPECT_EQ(ids_of(log.delivered),
+            (std::vector<std::string>{t1.id, t2.id, t2.id, t2.id}));
+  EXPECT_EQ(stats().delivered, 4u);
+}
+
+TEST_F(timer_service_test, one_tick_drains_2500_due_timers_exactly_once) {
+  std::vector<timer_record> a;
+  std::vector<timer_record> b;
+  for (int i = 0; i < 2500; ++i) {
+    auto t = make_timer("t" + std::to_string(i), "sub_" + std::to_string(i),
+                        "retry", t0.plus_seconds(i));
+    (i % 2 == 0 ? a : b).push_back(std::move(t));
+  }
+  schedule(tenant_a, std::move(a));
+  schedule(tenant_b, std::move(b));
+  spawn_ticked_service(1000);
+  clk.set(t0.plus_seconds(2500));
+
+  EXPECT_EQ(tick(), 2500u);
+  ASSERT_EQ(log.delivered.size(), 2500u);
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < log.delivered.size(); ++i) {
+    const claimed_timer& t = log.delivered[i];
+    EXPECT_TRUE(seen.insert(t.timer.id).second) << "twice: " << t.timer.id;
+    EXPECT_EQ(t.timer.id, "t" + std::to_string(i)); // due order across tenants
+    EXPECT_EQ(t.tenant, i % 2 == 0 ? tenant_a : tenant_b);
+  }
+  EXPECT_EQ(stats().polls, 3u); // 1000 + 1000 + 500
+
+  EXPECT_EQ(tick(), 0u); // all leased
+  EXPECT_EQ(log.delivered.size(), 2500u);
+}
+
+TEST_F(timer_service_test, cancelled_timers_are_never_delivered) {
+  const auto due = t0.plus_seconds(10);
+  schedule(tenant_a, {make_timer("a", "sub_1", "retry", due),
+                      make_timer("b", "sub_1", "period_end", due),
+                      make_timer("c", "sub_2", "retry", due),
+                      make_timer("d", "sub_2", "trial_end", due)});
+  unit_of_work cancel;
+  cancel.tenant = tenant_a;
+  cancel.timers_to_cancel = {timer_cancel{"sub_1", "retry"},
+                             timer_cancel{"sub_2", ""}};
+  ASSERT_TRUE(st.commit(cancel).has_value());
+  spawn_ticked_service();
+
+  clk.set(due);
+  EXPECT_EQ(tick(), 1u);
+  // Leases lapse twice more: only b ever comes (again), never a, c or d.
+  clk.advance_seconds(30);
+  EXPECT_EQ(tick(), 1u);
+  clk.advance_seconds(30);
+  EXPECT_EQ(tick(), 1u);
+  EXPECT_EQ(ids_of(log.delivered), (std::vector<std::string>{"b", "b", "b"}));
+}
+
+TEST_F(timer_service_test,
+       it_polls_by_itself_and_a_superseded_poll_does_nothing) {
+  schedule(tenant_a, {t1, t2});
+  log.complete = {t1.id, t2.id}; // no lease lapses into re-deliveries here
+  timer_service_config c;
+  c.poll_interval_ms = 50;
+  spawn_service(c); // claims once at start: nothing due yet
+  EXPECT_EQ(stats().polls, 1u);
+  EXPECT_TRUE(sched.has_pending_timeout());
+
+  clk.set(t1.due_at);
+  EXPECT_EQ(sched.trigger_timeouts(), 1u);
+  run();
+  EXPECT_EQ(ids_of(log.delivered), (std::vector<std::string>{t1.id}));
+  EXPECT_EQ(stats().polls, 2u);
+
+  // A tick re-arms the poll: the poll armed before it becomes stale, so two
+  // timeouts fire but only one of them claims.
+  clk.set(t2.due_at);
+  EXPECT_EQ(tick(), 1u);
+  EXPECT_EQ(stats().polls, 3u);
+  EXPECT_EQ(sched.trigger_timeouts(), 2u);
+  run();
+  EXPECT_EQ(stats().polls, 4u);
+  EXPECT_EQ(ids_of(log.delivered), (std::vector<std::string>{t1.id, t2.id}));
+  EXPECT_TRUE(sched.has_pending_timeout()); // and it keeps polling
+  EXPECT_EQ(log.completions.size(), 2u);
+}
+
+TEST_F(timer_service_test,
+       a_poll_that_ends_with_a_backlog_polls_again_at_once) {
+  std::vector<timer_record> many;
+  for (int i = 0; i < 25; ++i)
+    many.push_back(
+      make_timer("t" + std::to_string(i), "sub", "retry", t0.plus_seconds(i)));
+  schedule(tenant_a, std::move(many));
+  clk.set(t0.plus_seconds(100));
+  timer_service_config c;
+  c.poll_interval_ms = 50;
+  c.claim_batch_limit = 5;
+  c.drain_rounds_max = 2; // 10 timers per poll
+  spawn_service(c);
+  // No timeout fired: the backlog was taken by polls sent at once.
+  EXPECT_EQ(log.delivered.size(), 25u);
+  EXPECT_EQ(stats().polls, 6u); // 5 full claims + one that finds nothing
+}
+
+TEST_F(timer_service_test, a_store_error_is_counted_and_the_next_poll_retries) {
+  schedule(tenant_a, {t1});
+  clk.set(t1.due_at);
+  st.fail_claims = 1;
+  timer_service_config c;
+  c.poll_interval_ms = 50;
+  spawn_service(c); // the first claim fails
+  EXPECT_TRUE(log.delivered.empty());
+  auto s = stats();
+  EXPECT_EQ(s.errors, 1u);
+  EXPECT_EQ(s.polls, 1u);
+  EXPECT_TRUE(sched.has_pending_timeout()); // backed off to the next poll
+
+  EXPECT_EQ(sched.trigger_timeouts(), 1u);
+  run();
+  EXPECT_EQ(ids_of(log.delivered), (std::vector<std::string>{t1.id}));
+  s = stats();
+  EXPECT_EQ(s.errors, 1u);
+  EXPECT_EQ(s.delivered, 1u);
+}
+
+TEST_F(timer_service_test,
+       a_tick_that_meets_a_store_error_answers_what_it_delivered) {
+  schedule(tenant_a, {t1});
+  spawn_ticked_service();
+  clk.set(t1.due_at);
+  st.fail_claims = 1;
+  EXPECT_EQ(tick(), 0u);
+  EXPECT_EQ(stats().errors, 1u);
+  EXPECT_EQ(tick(), 1u); // the service lives on
+  EXPECT_EQ(ids_of(log.delivered), (std::vector<std::string>{t1.id}));
+}
+
+} // namespace
