@@ -377,10 +377,15 @@ std::string digest(billing_harness& h) {
             << ' ' << i.amount_due_minor << ' ' << i.amount_paid_minor << '\n';
     }
   auto bal = h.db().ledger_balances(h.tenant());
-  if (bal)
+  if (bal) {
+    std::vector<std::string> lines; // the port leaves the order open
     for (const auto& b : *bal)
-      out << to_string(b.account_name) << ' ' << b.currency << ' '
-          << b.balance_minor << '\n';
+      lines.push_back(std::string{to_string(b.account_name)} + ' ' + b.currency
+                      + ' ' + std::to_string(b.balance_minor));
+    std::sort(lines.begin(), lines.end());
+    for (const auto& l : lines)
+      out << l << '\n';
+  }
   auto usd = currency::of("USD");
   out << "collected=" << h.gateway().total_collected(usd).amount_minor()
       << " refunded=" << h.gateway().total_refunded(usd).amount_minor() << '\n';

@@ -1,0 +1,374 @@
+// The registry and the subscription actors (see subscription_runtime.hpp).
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/gateway_actor_impl.hpp"
+#include "actors/store_writer_impl.hpp"
+#include "actors/subscription_actor_impl.hpp"
+#include "actors/timer_service_impl.hpp"
+
+namespace recur {
+
+namespace {
+
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+
+std::string key_of(const tenant_id& t, const subscription_id& s) {
+  return t.value + "/" + s.value;
+}
+
+void bump(std::atomic<std::uint64_t> runtime_counters::*field,
+          const runtime_context* ctx, std::uint64_t n = 1) {
+  if (ctx->counters != nullptr && n > 0)
+    (ctx->counters->*field).fetch_add(n, std::memory_order_relaxed);
+}
+
+// -- the subscription actor ---------------------------------------------------
+
+struct sub_state {
+  const runtime_context* ctx = nullptr;
+  tenant_id tenant;
+  subscription_id id;
+  std::string key;
+  caf::actor registry;
+  caf::actor writer;
+  caf::actor gateway;
+  std::unique_ptr<rng> gen;
+  subscription_aggregate agg;
+  bool loaded = false;
+  std::uint64_t received = 0; // messages the registry forwarded to us
+  std::uint64_t idle_gen = 0;
+  std::int64_t calls_in_flight = 0;
+  static inline const char* name = "subscription";
+};
+
+using sub_actor = caf::stateful_actor<sub_state>;
+
+/// Activation: the state from the snapshot or last event, and its live sagas.
+status load(sub_actor* self) {
+  auto& s = self->state;
+  auto& db = *s.ctx->db;
+  auto h = db.load_history(s.tenant, s.id);
+  if (!h)
+    return h.error();
+  subscription_aggregate agg;
+  if (h->version > 0) {
+    auto st = subscription_from_history(*h);
+    if (!st)
+      return st.error();
+    agg.sub = std::move(*st);
+    for (const auto& [sid, type] : agg.sub.sagas) {
+      auto rec = db.get_saga(s.tenant, saga_id{sid});
+      if (!rec)
+        return rec.error();
+      auto ss = from_record(*rec);
+      if (!ss)
+        return ss.error();
+      if (!is_finished(ss->status))
+        agg.sagas[sid] = std::move(*ss);
+    }
+  }
+  s.agg = std::move(agg);
+  s.loaded = true;
+  bump(&runtime_counters::activations, s.ctx);
+  return {};
+}
+
+void process(sub_actor* self, subscription_input in,
+             std::optional<caf::response_promise> reply);
+
+void issue_calls(sub_actor* self, const std::vector<gateway_call_request>& calls) {
+  auto& s = self->state;
+  for (const auto& c : calls) {
+    gateway_call call = c.kind == gateway_call_request::op::refund
+                          ? gateway_call::make_refund(*c.refund)
+                        : c.kind == gateway_call_request::op::resolve
+                          ? gateway_call::make_resolve(*c.charge)
+                          : gateway_call::make_charge(*c.charge);
+    ++s.calls_in_flight;
+    bump(&runtime_counters::gateway_calls, s.ctx);
+    sub_in::gateway_done base;
+    base.saga = c.saga;
+    base.step = c.step;
+    base.action_key = c.action_key;
+    self->request(s.gateway, caf::infinite, std::move(call))
+      .then(
+        [self, base](gateway_reply& r) mutable {
+          --self->state.calls_in_flight;
+          base.charge = r.charge;
+          base.refund = r.refund;
+          if (r.error)
+            base.failure = *r.error;
+          process(self, std::move(base), std::nullopt);
+        },
+        [self, base](caf::error& e) mutable {
+          --self->state.calls_in_flight;
+          base.failure = make_error(errc::unavailable,
+                                    "gateway actor: " + to_string(e));
+          process(self, std::move(base), std::nullopt);
+        });
+  }
+}
+
+void count_sagas(const runtime_context* ctx, const unit_of_work& w) {
+  for (const auto& r : w.new_sagas) {
+    bump(&runtime_counters::sagas_started, ctx);
+    if (r.status == saga_status::completed)
+      bump(&runtime_counters::sagas_completed, ctx);
+    else if (r.status == saga_status::compensated)
+      bump(&runtime_counters::sagas_compensated, ctx);
+    else if (r.status == saga_status::failed)
+      bump(&runtime_counters::sagas_failed, ctx);
+  }
+  for (const auto& u : w.saga_updates) {
+    if (u.status == saga_status::completed)
+      bump(&runtime_counters::sagas_completed, ctx);
+    else if (u.status == saga_status::compensated)
+      bump(&runtime_counters::sagas_compensated, ctx);
+    else if (u.status == saga_status::failed)
+      bump(&runtime_counters::sagas_failed, ctx);
+  }
+}
+
+void answer(std::optional<caf::response_promise>& reply, command_reply r) {
+  if (reply)
+    reply->deliver(std::move(r));
+}
+
+void process(sub_actor* self, subscription_input in,
+             std::optional<caf::response_promise> reply) {
+  auto& s = self->state;
+  bump(&runtime_counters::inputs, s.ctx);
+  if (!s.loaded)
+    if (auto st = load(self); !st) {
+      spdlog::warn("event=activation_failed tenant={} subscription={} error={}",
+                   s.tenant.value, s.id.value, st.error().detail);
+      answer(reply, command_reply{st.error(), {}});
+      return;
+    }
+  const auto* env = s.ctx->env_for(s.tenant);
+  if (env == nullptr) {
+    answer(reply, command_reply{make_error(errc::not_found, "unknown tenant"),
+                                {}});
+    return;
+  }
+  auto d = handle(s.agg, s.tenant, s.id, in, *env, s.ctx->clk->now(), *s.gen);
+  if (!d) {
+    bump(&runtime_counters::rejected, s.ctx);
+    answer(reply, command_reply{d.error(), s.agg.sub});
+    return;
+  }
+  if (d->work.empty()) {
+    s.agg = std::move(d->next);
+    answer(reply, command_reply{std::nullopt, s.agg.sub});
+    issue_calls(self, d->calls);
+    return;
+  }
+  auto pending = std::make_shared<subscription_decision>(std::move(*d));
+  auto work = pending->work; // a copy travels; the decision stays here
+  // await: nothing else for this subscription runs until the commit is known.
+  self->request(s.writer, caf::infinite, commit_atom::value, std::move(work))
+    .await(
+      [self, pending, reply](commit_reply& r) mutable {
+        auto& s = self->state;
+        if (!r.ok()) {
+          bump(&runtime_counters::commit_failures, s.ctx);
+          spdlog::warn("event=commit_failed tenant={} subscription={} error={}",
+                       s.tenant.value, s.id.value, r.error->detail);
+          s.loaded = false; // re-read before the next input
+          answer(reply, command_reply{*r.error, s.agg.sub});
+          return;
+        }
+        bump(&runtime_counters::commits, s.ctx);
+        count_sagas(s.ctx, pending->work);
+        s.agg = std::move(pending->next);
+        answer(reply, command_reply{std::nullopt, s.agg.sub});
+        issue_calls(self, pending->calls);
+      },
+      [self, reply](caf::error& e) mutable {
+        auto& s = self->state;
+        bump(&runtime_counters::commit_failures, s.ctx);
+        s.loaded = false;
+        answer(reply, command_reply{make_error(errc::unavailable,
+                                               "store writer: " + to_string(e)),
+                                    s.agg.sub});
+      });
+}
+
+/// After a message from the registry: re-arm the idle check.
+void touched(sub_actor* self) {
+  auto& s = self->state;
+  ++s.received;
+  if (s.ctx->idle_passivation_ms > 0)
+    self->delayed_send(self, std::chrono::milliseconds(s.ctx->idle_passivation_ms),
+                       idle_atom::value, ++s.idle_gen);
+}
+
+caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
+                                 tenant_id tenant, subscription_id id,
+                                 caf::actor registry, caf::actor writer,
+                                 caf::actor gateway) {
+  auto& s = self->state;
+  s.ctx = ctx;
+  s.tenant = std::move(tenant);
+  s.id = std::move(id);
+  s.key = key_of(s.tenant, s.id);
+  s.registry = std::move(registry);
+  s.writer = std::move(writer);
+  s.gateway = std::move(gateway);
+  s.gen = std::make_unique<rng>(ctx->seed
+                                ^ std::hash<std::string>{}(s.key));
+  if (ctx->counters != nullptr)
+    ctx->counters->live_actors.fetch_add(1, std::memory_order_relaxed);
+  self->attach_functor([ctx] {
+    if (ctx->counters != nullptr)
+      ctx->counters->live_actors.fetch_sub(1, std::memory_order_relaxed);
+  });
+  return {
+    [self](subscription_command& c) {
+      touched(self);
+      auto rp = self->make_response_promise();
+      process(self, std::move(c.input), rp);
+    },
+    [self](timer_due_atom, claimed_timer& t) {
+      touched(self);
+      process(self, sub_in::timer_due{std::move(t.timer)}, std::nullopt);
+    },
+    [self](activate_atom) {
+      // Recovery: load, and re-issue what was in flight under the same keys.
+      touched(self);
+      auto& s = self->state;
+      if (!s.loaded) {
+        if (auto st = load(self); !st)
+          return;
+        const auto* env = s.ctx->env_for(s.tenant);
+        if (env != nullptr)
+          issue_calls(self, resume_calls(s.agg, *env));
+      }
+    },
+    [self](idle_atom, std::uint64_t gen) {
+      auto& s = self->state;
+      if (gen != s.idle_gen || s.calls_in_flight > 0)
+        return;
+      self->send(s.registry, passivate_atom::value, s.key, s.received);
+    },
+    [self](stop_atom) {
+      bump(&runtime_counters::passivations, self->state.ctx);
+      self->quit();
+    },
+  };
+}
+
+// -- the registry -------------------------------------------------------------
+
+struct registry_state {
+  const runtime_context* ctx = nullptr;
+  caf::actor writer;
+  caf::actor gateway;
+  struct entry {
+    caf::actor actor;
+    std::uint64_t forwarded = 0;
+  };
+  std::unordered_map<std::string, entry> actors;
+  std::uint64_t forwarded = 0;
+  static inline const char* name = "subscription-registry";
+};
+
+using registry_actor = caf::stateful_actor<registry_state>;
+
+registry_state::entry& entry_for(registry_actor* self, const tenant_id& t,
+                                 const subscription_id& s) {
+  auto& st = self->state;
+  auto key = key_of(t, s);
+  auto it = st.actors.find(key);
+  if (it == st.actors.end()) {
+    // Linked: the subscription actors go down with the registry.
+    auto a = self->spawn<caf::linked>(subscription_actor, st.ctx, t, s,
+                         caf::actor_cast<caf::actor>(self), st.writer,
+                         st.gateway);
+    it = st.actors.emplace(key, registry_state::entry{a, 0}).first;
+  }
+  ++it->second.forwarded;
+  ++st.forwarded;
+  return it->second;
+}
+
+caf::behavior registry(registry_actor* self, const runtime_context* ctx,
+                       caf::actor writer, caf::actor gateway) {
+  self->state.ctx = ctx;
+  self->state.writer = std::move(writer);
+  self->state.gateway = std::move(gateway);
+  return {
+    [self](subscription_command& c) {
+      auto& e = entry_for(self, c.tenant, c.subscription);
+      return self->delegate(e.actor, std::move(c));
+    },
+    [self](timer_due_atom a, claimed_timer& t) {
+      auto p = nlohmann::json::parse(t.timer.payload_json, nullptr, false);
+      if (!p.is_object() || !p.contains("subscription")
+          || !p["subscription"].is_string()) {
+        spdlog::warn("event=timer_unroutable tenant={} timer={}",
+                     t.tenant.value, t.timer.id);
+        return;
+      }
+      subscription_id sub{p["subscription"].get<std::string>()};
+      auto& e = entry_for(self, t.tenant, sub);
+      self->send(e.actor, a, std::move(t));
+    },
+    [self](passivate_atom, const std::string& key, std::uint64_t received) {
+      auto& st = self->state;
+      auto it = st.actors.find(key);
+      if (it == st.actors.end() || it->second.forwarded != received
+          || it->second.actor != caf::actor_cast<caf::actor>(self->current_sender()))
+        return; // something is on its way to it: stay active
+      self->send(it->second.actor, stop_atom::value);
+      st.actors.erase(it);
+    },
+    [self](recover_atom) -> std::uint64_t {
+      auto& st = self->state;
+      std::set<std::pair<std::string, std::string>> subs;
+      std::string cursor;
+      do {
+        auto pg = st.ctx->db->find_unfinished_sagas(cursor, 1000);
+        if (!pg) {
+          spdlog::error("event=recovery_failed error={}", pg.error().detail);
+          break;
+        }
+        for (const auto& ts : pg->items)
+          subs.emplace(ts.tenant.value, ts.saga.subscription.value);
+        cursor = pg->next_cursor;
+      } while (!cursor.empty());
+      for (const auto& [t, s] : subs) {
+        auto& e = entry_for(self, tenant_id{t}, subscription_id{s});
+        self->send(e.actor, activate_atom::value);
+      }
+      spdlog::info("event=recovery subscriptions={}", subs.size());
+      return subs.size();
+    },
+    [self](stats_atom) {
+      return registry_stats{
+        static_cast<std::int64_t>(self->state.actors.size()),
+        self->state.forwarded};
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_registry(caf::actor_system& sys, const runtime_context* ctx,
+                          caf::actor writer, caf::actor gateway) {
+  RECUR_ASSERT(ctx != nullptr && ctx->db != nullptr && ctx->clk != nullptr
+               && ctx->env_for);
+  return sys.spawn(registry, ctx, std::move(writer), std::move(gateway));
+}
+
+} // namespace recur

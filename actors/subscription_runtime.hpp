@@ -1,0 +1,80 @@
+#pragma once
+/// The subscription actors' shared context and message values, CAF-free.
+///
+/// Design (actors/README.md has the picture):
+/// - A registry actor owns the map (tenant, subscription) -> subscription
+///   actor. It spawns an actor on the first message for a subscription
+///   (activation: snapshot or last event + its live sagas from the store) and
+///   forwards commands, durable timers and recovery pokes to it.
+/// - A subscription actor hosts its sagas and serialises everything for its
+///   subscription: it runs the pure engine (sagas/subscription.hpp), commits
+///   the unit of work through the store writer and waits for the commit
+///   before it looks at its next message, replies after the commit, then
+///   issues the gateway calls through the gateway actor; their outcomes come
+///   back to it as inputs.
+/// - After `idle_passivation_ms` without messages and with no gateway call in
+///   flight it asks the registry to passivate it; the registry agrees only if
+///   it has forwarded nothing the actor has not seen, so no message is lost.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "domain/clock.hpp"
+#include "domain/error.hpp"
+#include "domain/ids.hpp"
+#include "sagas/store.hpp"
+#include "sagas/subscription.hpp"
+
+namespace recur {
+
+/// Counters the runtime keeps (read them any time; each is atomic).
+struct runtime_counters {
+  std::atomic<std::uint64_t> activations{0};
+  std::atomic<std::uint64_t> passivations{0};
+  std::atomic<std::int64_t> live_actors{0};
+  std::atomic<std::uint64_t> inputs{0};
+  std::atomic<std::uint64_t> rejected{0};   // inputs the engine refused
+  std::atomic<std::uint64_t> commits{0};
+  std::atomic<std::uint64_t> commit_failures{0};
+  std::atomic<std::uint64_t> gateway_calls{0};
+  std::atomic<std::uint64_t> sagas_started{0};
+  std::atomic<std::uint64_t> sagas_completed{0};
+  std::atomic<std::uint64_t> sagas_compensated{0};
+  std::atomic<std::uint64_t> sagas_failed{0};
+};
+
+/// What every subscription actor shares; outlives the actor system.
+struct runtime_context {
+  store* db = nullptr;
+  clock* clk = nullptr;
+  /// The tenant's billing settings (plans, taxes, ladder, retry policy);
+  /// nullptr for an unknown tenant. Called from many actors at once.
+  std::function<const billing_env*(const tenant_id&)> env_for;
+  std::uint64_t seed = 1; // per-subscription generators derive from it
+  std::int64_t idle_passivation_ms = 60'000; // 0: never passivate
+  runtime_counters* counters = nullptr;      // optional
+};
+
+/// A command (or any input) for one subscription.
+struct subscription_command {
+  tenant_id tenant;
+  subscription_id subscription;
+  subscription_input input;
+};
+
+/// The answer to a command: the state after its events were committed, or
+/// why nothing changed.
+struct command_reply {
+  std::optional<error> failure;
+  subscription_state state;
+  bool ok() const noexcept { return !failure.has_value(); }
+};
+
+struct registry_stats {
+  std::int64_t actors = 0;
+  std::uint64_t forwarded = 0;
+};
+
+} // namespace recur

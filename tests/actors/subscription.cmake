@@ -1,0 +1,3 @@
+recur_test(actors_subscription_test LABEL unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/subscription_actor_test.cpp
+  DEPS recur::actors recur::gateways recur::persistence CAF::core nlohmann_json::nlohmann_json)

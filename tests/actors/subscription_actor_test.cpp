@@ -1,0 +1,364 @@
+// The subscription actors on CAF: deterministic runs on the test coordinator
+// (inline store writer and gateway), crash + recovery with a fresh actor
+// system, passivation, and real-thread concurrency through group commit.
+
+#include <atomic>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "actors/gateway_actor_impl.hpp"
+#include "actors/store_writer_impl.hpp"
+#include "actors/subscription_actor_impl.hpp"
+#include "actors/timer_service_impl.hpp"
+#include "gateways/sandbox_gateway.hpp"
+#include "persistence/memory_store.hpp"
+
+namespace recur {
+namespace {
+
+const tenant_id tenant{"t_1"};
+const subscription_id sub{"sub_1"};
+const instant t0 = utc(2026, 4, 1);
+
+struct world {
+  memory_store st;
+  manual_clock clk{t0};
+  sandbox_gateway gw{clk, 7};
+  memory_plan_catalog plans;
+  billing_env env;
+  runtime_counters counters;
+  runtime_context ctx;
+
+  explicit world(std::int64_t idle_ms = 0) {
+    plan_version basic{1, instant{0}, currency::of("USD"),
+                       billing_interval{interval_unit::month, 1}, 14,
+                       pricing::flat(3000), {}};
+    EXPECT_TRUE(plans.add(plan_id{"basic"}, basic).has_value());
+    env.plans = &plans;
+    ctx.db = &st;
+    ctx.clk = &clk;
+    ctx.env_for = [this](const tenant_id& t) -> const billing_env* {
+      return t == tenant ? &env : nullptr;
+    };
+    ctx.seed = 11;
+    ctx.idle_passivation_ms = idle_ms;
+    ctx.counters = &counters;
+  }
+};
+
+/// One actor system on the test coordinator over a world (a "process").
+class node {
+public:
+  static caf::actor_system_config& configure(caf::actor_system_config& c) {
+    c.set("scheduler.policy", caf::atom("testing"));
+    c.set("logger.file-verbosity", caf::atom("quiet"));
+    return c;
+  }
+
+  explicit node(world& w)
+    : w_(w),
+      sys_{configure(cfg_)},
+      sched_{dynamic_cast<caf::scheduler::test_coordinator&>(sys_.scheduler())},
+      self_{sys_, true} {
+    writer_ = spawn_store_writer(
+      sys_, w.st, store_writer_config{store_writer_mode::inline_commit, {}, 64});
+    gateway_actor_config gc;
+    gc.inline_calls = true;
+    gateway_ = spawn_gateway_actor(sys_, w.gw, w.clk, gc);
+    registry_ = spawn_registry(sys_, &w.ctx, writer_, gateway_);
+    timer_service_config tc;
+    tc.poll_interval_ms = 0;
+    tc.claimer = "node";
+    timers_ = spawn_timer_service(sys_, w.st, w.clk, registry_, tc);
+    run();
+  }
+
+  ~node() {
+    for (auto* h : {&timers_, &registry_, &gateway_, &writer_})
+      caf::anon_send_exit(*h, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  std::size_t run() {
+    std::size_t n = 0;
+    while (sched_.try_run_once())
+      ++n;
+    return n;
+  }
+
+  command_reply send(subscription_input in, const subscription_id& s = sub) {
+    auto h = self_->request(registry_, caf::infinite,
+                            subscription_command{tenant, s, std::move(in)});
+    run();
+    command_reply out;
+    out.failure = make_error(errc::unavailable, "no reply");
+    if (!self_->has_next_message())
+      return out;
+    h.receive([&](command_reply& r) { out = std::move(r); },
+              [&](caf::error& e) {
+                out.failure = make_error(errc::unavailable, sys_.render(e));
+              });
+    return out;
+  }
+
+  /// Moves the clock day by day, firing due timers at each step.
+  void advance_days(int days) {
+    for (int i = 0; i < days * 24; ++i) {
+      w_.clk.advance_seconds(seconds_per_hour);
+      tick();
+    }
+  }
+
+  void tick() {
+    self_->send(timers_, tick_atom::value);
+    run();
+    // the tick's reply lands in our mailbox; drop it
+    while (self_->has_next_message())
+      self_->receive([](std::uint64_t) {}, [](caf::error&) {});
+    run();
+  }
+
+  std::uint64_t recover() {
+    auto h = self_->request(registry_, caf::infinite, recover_atom::value);
+    run();
+    std::uint64_t n = 0;
+    h.receive([&](std::uint64_t x) { n = x; }, [](caf::error&) {});
+    run();
+    return n;
+  }
+
+  registry_stats stats() {
+    auto h = self_->request(registry_, caf::infinite, stats_atom::value);
+    run();
+    registry_stats out;
+    h.receive([&](registry_stats s) { out = s; }, [](caf::error&) {});
+    return out;
+  }
+
+  caf::scheduler::test_coordinator& sched() { return sched_; }
+
+private:
+  world& w_;
+  caf::actor_system_config cfg_;
+  caf::actor_system sys_;
+  caf::scheduler::test_coordinator& sched_;
+  caf::scoped_actor self_;
+  caf::actor writer_, gateway_, registry_, timers_;
+};
+
+std::vector<std::string> invoice_statuses(world& w) {
+  std::vector<std::string> out;
+  auto pg = w.st.list_invoices(tenant, sub, "", 100);
+  if (pg)
+    for (const auto& i : pg->items)
+      out.push_back(i.status);
+  return out;
+}
+
+TEST(subscription_actor, trial_renewals_through_actors) {
+  world w;
+  node n(w);
+  auto r = n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                 "pm_card_visa", std::nullopt});
+  ASSERT_TRUE(r.ok()) << r.failure->detail;
+  EXPECT_EQ(r.state.life.status, sub_status::trialing);
+  n.advance_days(14);
+  auto st = w.st.get_subscription(tenant, sub);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->status, "active");
+  n.advance_days(62); // two renewals
+  EXPECT_EQ(invoice_statuses(w),
+            (std::vector<std::string>{"paid", "paid", "paid"}));
+  EXPECT_EQ(w.gw.total_collected(currency::of("USD")).amount_minor(), 9000);
+  EXPECT_EQ(w.counters.sagas_completed.load(), 3u);
+  EXPECT_EQ(w.counters.commit_failures.load(), 0u);
+}
+
+TEST(subscription_actor, invalid_command_is_rejected_and_changes_nothing) {
+  world w;
+  node n(w);
+  ASSERT_TRUE(n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                    "pm_card_visa", std::nullopt})
+                .ok());
+  auto before = w.st.load_events(tenant, sub, 1)->size();
+  auto r = n.send(sub_in::resume{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure->code, errc::invalid_transition);
+  EXPECT_EQ(r.state.life.status, sub_status::trialing);
+  EXPECT_EQ(w.st.load_events(tenant, sub, 1)->size(), before);
+  auto missing = n.send(sub_in::pause{}, subscription_id{"sub_404"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.failure->code, errc::not_found);
+}
+
+TEST(subscription_actor, dunning_suspension_and_recovery_after_a_crash) {
+  world w;
+  {
+    node n(w);
+    ASSERT_TRUE(n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                      "pm_card_chargeDeclinedExpiredCard", 7})
+                  .ok());
+    n.advance_days(7);
+    EXPECT_EQ(w.st.get_subscription(tenant, sub)->status, "past_due");
+    n.advance_days(4);
+  } // the process dies: every actor and all in-memory state is gone
+  {
+    node n(w);
+    EXPECT_EQ(n.recover(), 1u); // the dunning saga is unfinished
+    n.advance_days(11);
+    EXPECT_EQ(w.st.get_subscription(tenant, sub)->status, "suspended");
+    ASSERT_TRUE(n.send(sub_in::update_payment_method{"pm_card_visa"}).ok());
+    auto inv = w.st.list_invoices(tenant, sub, "", 10)->items.at(0).id;
+    auto r = n.send(sub_in::pay_invoice{inv});
+    ASSERT_TRUE(r.ok()) << r.failure->detail;
+    n.run();
+    EXPECT_EQ(w.st.get_subscription(tenant, sub)->status, "active");
+    EXPECT_EQ(invoice_statuses(w), std::vector<std::string>{"paid"});
+    for (const auto& c : w.gw.charges())
+      EXPECT_LE(w.gw.times_collected(c.idempotency_key), 1);
+  }
+}
+
+TEST(subscription_actor, passivates_when_idle_and_reactivates_with_its_state) {
+  world w(1'000);
+  node n(w);
+  ASSERT_TRUE(n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                    "pm_card_visa", std::nullopt})
+                .ok());
+  EXPECT_EQ(n.stats().actors, 1);
+  EXPECT_EQ(w.counters.live_actors.load(), 1);
+  n.sched().trigger_timeouts();
+  n.run();
+  EXPECT_EQ(n.stats().actors, 0);
+  EXPECT_EQ(w.counters.passivations.load(), 1u);
+  EXPECT_EQ(w.counters.live_actors.load(), 0);
+  auto r = n.send(sub_in::cancel{true});
+  ASSERT_TRUE(r.ok()) << r.failure->detail;
+  EXPECT_TRUE(r.state.life.cancel_at_period_end);
+  EXPECT_EQ(r.state.life.status, sub_status::trialing);
+  EXPECT_EQ(w.counters.activations.load(), 2u);
+}
+
+// -- real threads ---------------------------------------------------------------
+
+struct threaded {
+  world w{60'000};
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::actor writer, gateway, reg;
+
+  threaded() {
+    cfg.set("scheduler.max-threads", 2);
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    writer = spawn_store_writer(*sys, w.st);
+    gateway = spawn_gateway_actor(*sys, w.gw, w.clk, gateway_actor_config{});
+    reg = spawn_registry(*sys, &w.ctx, writer, gateway);
+  }
+  ~threaded() {
+    for (auto* h : {&reg, &gateway, &writer})
+      caf::anon_send_exit(*h, caf::exit_reason::user_shutdown);
+  }
+};
+
+TEST(subscription_actor_threads, thousands_of_concurrent_commands_keep_order) {
+  threaded t;
+  {
+    caf::scoped_actor self{*t.sys};
+    bool ok = false;
+    self->request(t.reg, std::chrono::seconds(10),
+                  subscription_command{tenant, sub,
+                                       sub_in::create{customer_id{"c"},
+                                                      plan_id{"basic"}, 1,
+                                                      "pm_card_visa", 30}})
+      .receive([&](command_reply& r) { ok = r.ok(); }, [](caf::error&) {});
+    ASSERT_TRUE(ok);
+  }
+  constexpr int senders = 8;
+  constexpr int per_sender = 250;
+  std::atomic<int> acked{0};
+  std::vector<std::thread> threads;
+  for (int s = 0; s < senders; ++s)
+    threads.emplace_back([&, s] {
+      caf::scoped_actor self{*t.sys};
+      // Each sender waits for each reply: its own commands are ordered.
+      for (int i = 0; i < per_sender; ++i) {
+        auto token = "pm_s" + std::to_string(s) + "_" + std::to_string(i);
+        self->request(t.reg, std::chrono::seconds(30),
+                      subscription_command{tenant, sub,
+                                           sub_in::update_payment_method{token}})
+          .receive([&](command_reply& r) { acked += r.ok() ? 1 : 0; },
+                   [](caf::error&) {});
+      }
+    });
+  for (auto& th : threads)
+    th.join();
+  EXPECT_EQ(acked.load(), senders * per_sender);
+  auto events = t.w.st.load_events(tenant, sub, 1);
+  ASSERT_TRUE(events.has_value());
+  ASSERT_EQ(events->size(), 1u + senders * per_sender);
+  std::map<int, int> last; // sender -> last index seen in the event stream
+  for (std::size_t k = 1; k < events->size(); ++k) {
+    const auto& e = (*events)[k];
+    EXPECT_EQ(e.seq, static_cast<std::int64_t>(k + 1));
+    auto pm = nlohmann::json::parse(e.payload_json)["state"]["payment_method"]
+                .get<std::string>();
+    auto us = pm.find('_', 4);
+    int s = std::stoi(pm.substr(4, us - 4));
+    int i = std::stoi(pm.substr(us + 1));
+    auto it = last.find(s);
+    EXPECT_TRUE(it == last.end() ? i == 0 : i == it->second + 1)
+      << "sender " << s << " index " << i;
+    last[s] = i;
+  }
+}
+
+TEST(subscription_actor_threads, many_subscriptions_lose_nothing) {
+  threaded t;
+  constexpr int subs = 200;
+  constexpr int commands = 10;
+  std::atomic<int> acked{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < 4; ++th)
+    threads.emplace_back([&, th] {
+      caf::scoped_actor self{*t.sys};
+      for (int k = th; k < subs; k += 4) {
+        subscription_id id{"sub_" + std::to_string(k)};
+        self->request(t.reg, std::chrono::seconds(30),
+                      subscription_command{tenant, id,
+                                           sub_in::create{customer_id{"c"},
+                                                          plan_id{"basic"}, 1,
+                                                          "pm_card_visa", 30}})
+          .receive([&](command_reply& r) { acked += r.ok() ? 1 : 0; },
+                   [](caf::error&) {});
+      }
+      for (int i = 0; i < commands; ++i)
+        for (int k = th; k < subs; k += 4) {
+          subscription_id id{"sub_" + std::to_string(k)};
+          auto in = i % 2 == 0 ? subscription_input{sub_in::cancel{true}}
+                               : subscription_input{sub_in::uncancel{}};
+          self->send(t.reg, subscription_command{tenant, id, in});
+        }
+      // Then wait for every reply of this thread's commands.
+      for (int i = 0; i < commands * ((subs - th + 3) / 4); ++i)
+        self->receive([&](command_reply& r) { acked += r.ok() ? 1 : 0; },
+                      caf::after(std::chrono::seconds(30)) >> [] {});
+    });
+  for (auto& th : threads)
+    th.join();
+  EXPECT_EQ(acked.load(), subs + subs * commands);
+  for (int k = 0; k < subs; ++k) {
+    auto h = t.w.st.load_history(tenant, subscription_id{"sub_" + std::to_string(k)});
+    ASSERT_TRUE(h.has_value());
+    EXPECT_EQ(h->version, 1 + commands) << k;
+  }
+}
+
+} // namespace
+} // namespace recur
