@@ -355,6 +355,14 @@ struct memory_store::tables {
     return timer_key{t.due_at.unix_s, c.work.tenant.value, t.id};
   }
 
+  /// A leased timer is indexed at its lease end (when it becomes claimable
+  /// again), so that claims never walk over leased timers.
+  timer_key key_of(const apply_context& c, const timer_row& row) const {
+    return timer_key{row.lease_until ? row.lease_until->unix_s
+                                     : row.timer.due_at.unix_s,
+                     c.work.tenant.value, row.timer.id};
+  }
+
   void index_insert(journal& j, const timer_key& k) {
     pending_timers.insert(k);
     j.on_undo([this, k] { pending_timers.erase(k); });
@@ -386,7 +394,7 @@ struct memory_store::tables {
           ids.push_back(id);
       }
       for (const std::string& id : ids) {
-        index_erase(c.undo, key_of(c, c.rows.timers.at(id).timer));
+        index_erase(c.undo, key_of(c, c.rows.timers.at(id)));
         remember(c.undo, c.rows.timers, id);
         c.rows.timers.erase(id);
       }
@@ -399,7 +407,7 @@ struct memory_store::tables {
       auto it = c.rows.timers.find(id);
       if (it == c.rows.timers.end() || it->second.completed)
         return make_error(errc::not_found, "pending timer " + id);
-      index_erase(c.undo, key_of(c, it->second.timer));
+      index_erase(c.undo, key_of(c, it->second));
       remember(c.undo, c.rows.timers, id);
       it->second.completed = true;
       it->second.lease_until.reset();
@@ -1029,13 +1037,21 @@ memory_store::claim_due_timers(instant now, std::size_t limit,
   std::lock_guard lock{mutex_};
   limit = batch_size(limit);
   std::vector<claimed_timer> out;
-  for (const auto& [due_s, tenant, id] : tables_->pending_timers) {
-    if (due_s > now.unix_s || out.size() >= limit)
+  // Every indexed key at or before `now` is claimable: leased timers are
+  // indexed at their lease end.
+  std::vector<timer_key> taken;
+  for (const auto& k : tables_->pending_timers) {
+    if (std::get<0>(k) > now.unix_s || taken.size() >= limit)
       break;
+    taken.push_back(k);
+  }
+  for (const auto& k : taken) {
+    const auto& [due_s, tenant, id] = k;
     timer_row& row = tables_->by_tenant.at(tenant).timers.at(id);
-    if (row.lease_until && now < *row.lease_until)
-      continue; // leased to a claimer that may still be working on it
     row.lease_until = now.plus_seconds(lease_s);
+    tables_->pending_timers.erase(k);
+    tables_->pending_timers.insert(
+      timer_key{row.lease_until->unix_s, tenant, id});
     out.push_back(
       claimed_timer{tenant_id{tenant}, row.timer, *row.lease_until});
   }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Renewal benchmark (issue 4), as recorded in bench/RESULTS.md: builds
+# bench/renewal_bench in $BUILD_DIR (default build-bench/), runs it on the
+# in-memory store, then on a private durable PostgreSQL 15 cluster (fsync and
+# synchronous_commit on), and prints one JSON line per run.
+#
+# Usage: bash bench/renewal_bench.sh
+#        N=20000 PG_N=5000 bash bench/renewal_bench.sh
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+cd "$RECUR_ROOT"
+
+BUILD_DIR="${BUILD_DIR:-build-bench}"
+N="${N:-100000}"
+PG_N="${PG_N:-$N}"
+
+log() { say "$@" >&2; }
+log "building renewal_bench in $BUILD_DIR/"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DRECUR_BUILD_TESTS=OFF >/dev/null
+cmake --build "$BUILD_DIR" --target renewal_bench >&2
+
+"$BUILD_DIR/bench/renewal_bench" --store memory --n "$N" --writer inline
+"$BUILD_DIR/bench/renewal_bench" --store memory --n "$N" --writer group
+
+log "a durable cluster for the benchmark"
+pg_scratch_start recur-renewal recur_bench "fsync = on" \
+  "synchronous_commit = on" "full_page_writes = on" "max_connections = 200"
+db="$(pg_conninfo "$SCRATCH/run" "$PG_PORT" recur_bench)"
+"$BUILD_DIR/bench/renewal_bench" --store pg --db "$db" --n "$PG_N" --writer group
