@@ -1,6 +1,8 @@
 // The registry and the subscription actors (see subscription_runtime.hpp).
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <set>
@@ -21,6 +23,7 @@ namespace recur {
 namespace {
 
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
 std::string key_of(const tenant_id& t, const subscription_id& s) {
   return t.value + "/" + s.value;
@@ -48,6 +51,11 @@ struct sub_state {
   std::uint64_t received = 0; // messages the registry forwarded to us
   std::uint64_t idle_gen = 0;
   std::int64_t calls_in_flight = 0;
+  /// Timers and gateway outcomes whose commit failed (the store or its
+  /// writer unavailable): processed again after a backoff, so that a busy
+  /// store delays them instead of losing them until a lease or a restart.
+  std::deque<subscription_input> retries;
+  std::int64_t retry_backoff_ms = 0;
   static inline const char* name = "subscription";
 };
 
@@ -139,6 +147,15 @@ void count_sagas(const runtime_context* ctx, const unit_of_work& w) {
   }
 }
 
+/// A failed commit of an input nobody waits for: try it again later.
+void retry_later(sub_actor* self, subscription_input in) {
+  auto& s = self->state;
+  s.retries.push_back(std::move(in));
+  s.retry_backoff_ms = std::clamp<std::int64_t>(s.retry_backoff_ms * 2, 20, 1'000);
+  self->delayed_send(self, std::chrono::milliseconds(s.retry_backoff_ms),
+                     retry_atom::value);
+}
+
 void answer(std::optional<caf::response_promise>& reply, command_reply r) {
   if (reply)
     reply->deliver(std::move(r));
@@ -175,29 +192,43 @@ void process(sub_actor* self, subscription_input in,
   }
   auto pending = std::make_shared<subscription_decision>(std::move(*d));
   auto work = pending->work; // a copy travels; the decision stays here
+  std::shared_ptr<subscription_input> again;
+  if (!reply)
+    again = std::make_shared<subscription_input>(std::move(in));
   // await: nothing else for this subscription runs until the commit is known.
   self->request(s.writer, caf::infinite, commit_atom::value, std::move(work))
     .await(
-      [self, pending, reply](commit_reply& r) mutable {
+      [self, pending, reply, again](commit_reply& r) mutable {
         auto& s = self->state;
         if (!r.ok()) {
           bump(&runtime_counters::commit_failures, s.ctx);
+          s.loaded = false; // re-read before the next input
+          if (again && r.error->code == errc::unavailable) {
+            spdlog::debug("event=commit_retry tenant={} subscription={} error={}",
+                          s.tenant.value, s.id.value, r.error->detail);
+            retry_later(self, std::move(*again));
+            return;
+          }
           spdlog::warn("event=commit_failed tenant={} subscription={} error={}",
                        s.tenant.value, s.id.value, r.error->detail);
-          s.loaded = false; // re-read before the next input
           answer(reply, command_reply{*r.error, s.agg.sub});
           return;
         }
+        s.retry_backoff_ms = 0;
         bump(&runtime_counters::commits, s.ctx);
         count_sagas(s.ctx, pending->work);
         s.agg = std::move(pending->next);
         answer(reply, command_reply{std::nullopt, s.agg.sub});
         issue_calls(self, pending->calls);
       },
-      [self, reply](caf::error& e) mutable {
+      [self, reply, again](caf::error& e) mutable {
         auto& s = self->state;
         bump(&runtime_counters::commit_failures, s.ctx);
         s.loaded = false;
+        if (again) {
+          retry_later(self, std::move(*again));
+          return;
+        }
         answer(reply, command_reply{make_error(errc::unavailable,
                                                "store writer: " + to_string(e)),
                                     s.agg.sub});
@@ -255,9 +286,17 @@ caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
           issue_calls(self, resume_calls(s.agg, *env));
       }
     },
+    [self](retry_atom) {
+      auto& s = self->state;
+      if (s.retries.empty())
+        return;
+      auto in = std::move(s.retries.front());
+      s.retries.pop_front();
+      process(self, std::move(in), std::nullopt);
+    },
     [self](idle_atom, std::uint64_t gen) {
       auto& s = self->state;
-      if (gen != s.idle_gen || s.calls_in_flight > 0)
+      if (gen != s.idle_gen || s.calls_in_flight > 0 || !s.retries.empty())
         return;
       self->send(s.registry, passivate_atom::value, s.key, s.received);
     },

@@ -177,6 +177,7 @@ int main(int argc, char** argv) {
   store_writer_config wc;
   wc.mode = o.writer == "inline" ? store_writer_mode::inline_commit
                                  : store_writer_mode::group_commit;
+  wc.group.queue_limit_units = 1u << 20; // room for every renewal at once
   auto writer = spawn_store_writer(sys, *st, wc);
   gateway_actor_config gc;
   gc.inline_calls = true;
