@@ -27,9 +27,13 @@
 //
 // --idle-ms must exceed the activation time, or the first actors passivate
 // before the measurement (the bench then fails its live-count check); the
-// default is 2 s + 100 µs per subscription. --alloc-profile counts the live
-// operator-new blocks by size (malloc_usable_size) and prints, per actor, the
-// sizes that grew between the baseline and the measurement.
+// default is 2 s + 100 µs per subscription. The wait for passivation is
+// bounded by --idle-ms + --passivation-wait-s (default 600); when actors are
+// left, the bench prints its figures and exits 1 at once instead of shutting
+// the actor system down (which would wait for them). --alloc-profile counts
+// the live operator-new blocks by size (malloc_usable_size) and prints, per
+// actor, the sizes that grew between the baseline and the measurement.
+// Progress goes to stderr. Figures: bench/RESULTS.md.
 
 #include <malloc.h>
 #include <unistd.h>
@@ -57,7 +61,7 @@
 #include "gateways/sandbox_gateway.hpp"
 #include "sagas/subscription.hpp"
 
-// -- allocation probe ------------------------------------------------------------
+// -- allocation probe ---------------------------------------------------------
 
 namespace alloc_probe {
 
@@ -117,7 +121,7 @@ void operator delete(void* p, std::size_t) noexcept {
 
 namespace recur::bench {
 
-// -- a store that keeps nothing -------------------------------------------------
+// -- a store that keeps nothing -----------------------------------------------
 
 const tenant_id bench_tenant{"t_1"};
 const instant period_start = utc(2026, 4, 1);
@@ -146,10 +150,10 @@ public:
     loads_.fetch_add(1, std::memory_order_relaxed);
     subscription_history h;
     h.version = 1;
-    h.tail.push_back(event_record{s, 1, "subscription.activated",
-                                  R"({"detail":{},"state":)"
-                                    + to_json(state_of(t, s)) + "}",
-                                  period_start});
+    h.tail.push_back(
+      event_record{s, 1, "subscription.activated",
+                   R"({"detail":{},"state":)" + to_json(state_of(t, s)) + "}",
+                   period_start});
     return h;
   }
 
@@ -199,9 +203,8 @@ public:
   list_plan_versions(const tenant_id&, const plan_id&) override {
     return std::vector<plan_version_record>{};
   }
-  result<page<plan_version_record>> list_plans(const tenant_id&,
-                                               const std::string&,
-                                               std::size_t) override {
+  result<page<plan_version_record>>
+  list_plans(const tenant_id&, const std::string&, std::size_t) override {
     return page<plan_version_record>{};
   }
   result<subscription_row> get_subscription(const tenant_id&,
@@ -214,9 +217,8 @@ public:
                      std::size_t) override {
     return page<subscription_row>{};
   }
-  result<std::vector<event_record>> load_events(const tenant_id&,
-                                                const subscription_id&,
-                                                std::int64_t) override {
+  result<std::vector<event_record>>
+  load_events(const tenant_id&, const subscription_id&, std::int64_t) override {
     return std::vector<event_record>{};
   }
   result<saga_record> get_saga(const tenant_id&, const saga_id&) override {
@@ -243,10 +245,9 @@ public:
                                              const std::string&) override {
     return none();
   }
-  result<page<invoice_record>> list_invoices(const tenant_id&,
-                                             std::optional<subscription_id>,
-                                             const std::string&,
-                                             std::size_t) override {
+  result<page<invoice_record>>
+  list_invoices(const tenant_id&, std::optional<subscription_id>,
+                const std::string&, std::size_t) override {
     return page<invoice_record>{};
   }
   result<payment_attempt_record>
@@ -282,10 +283,9 @@ public:
                               const std::string&) override {
     return false;
   }
-  result<idempotency_outcome> begin_idempotent(const tenant_id&,
-                                               const std::string&,
-                                               const std::string&,
-                                               instant) override {
+  result<idempotency_outcome>
+  begin_idempotent(const tenant_id&, const std::string&, const std::string&,
+                   instant) override {
     return idempotency_outcome{};
   }
   result<page<tenant_saga>> find_unfinished_sagas(const std::string&,
@@ -374,8 +374,8 @@ void issue_next(driver_actor* self) {
       [self](command_reply& r) {
         on_answer(self, r.ok() ? std::nullopt
                                : std::optional<std::string>{
-                                   std::string{to_string(r.failure->code)}
-                                   + ": " + r.failure->detail});
+                                 std::string{to_string(r.failure->code)} + ": "
+                                 + r.failure->detail});
       },
       [self](caf::error& e) { on_answer(self, "caf: " + to_string(e)); });
 }
@@ -514,7 +514,7 @@ struct checks {
   }
 };
 
-/// The test world: everything the actors reference outlives the system.
+/// What the actors reference; it outlives the actor system.
 struct world {
   synthetic_store st;
   manual_clock clk{bench_now};
@@ -525,9 +525,13 @@ struct world {
   runtime_context ctx;
 
   explicit world(std::int64_t idle_ms) {
-    plan_version basic{1, instant{0}, currency::of("USD"),
-                       billing_interval{interval_unit::month, 1}, 0,
-                       pricing::flat(3000), {}};
+    plan_version basic{1,
+                       instant{0},
+                       currency::of("USD"),
+                       billing_interval{interval_unit::month, 1},
+                       0,
+                       pricing::flat(3000),
+                       {}};
     RECUR_ASSERT(plans.add(plan_id{"basic"}, basic).has_value());
     env.plans = &plans;
     ctx.db = &st;
@@ -556,7 +560,8 @@ drive_result activate_all(caf::actor_system& sys, const caf::actor& reg,
   drive_result out;
   out.failed = o.n;
   out.first_failure = "no answer from the driver";
-  self->request(d, std::chrono::seconds(3'600), drive_atom::value, o.n, o.window)
+  self
+    ->request(d, std::chrono::seconds(3'600), drive_atom::value, o.n, o.window)
     .receive([&](drive_result& r) { out = std::move(r); },
              [&](caf::error& e) { out.first_failure = sys.render(e); });
   caf::anon_send_exit(d, caf::exit_reason::user_shutdown);
@@ -565,8 +570,8 @@ drive_result activate_all(caf::actor_system& sys, const caf::actor& reg,
 
 /// Waits (bounded) until no subscription actor is left; false on timeout.
 /// Samples the live count every 30 s into `progress`.
-bool await_passivation(caf::actor_system& sys, const caf::actor& reg,
-                       world& w, std::int64_t bound_ms,
+bool await_passivation(caf::actor_system& sys, const caf::actor& reg, world& w,
+                       std::int64_t bound_ms,
                        std::vector<std::pair<double, std::int64_t>>& progress) {
   auto start = steady::now();
   auto bound = std::chrono::milliseconds(bound_ms);
@@ -575,7 +580,8 @@ bool await_passivation(caf::actor_system& sys, const caf::actor& reg,
     if (w.counters.live_actors.load() == 0 && ask_stats(sys, reg).actors == 0)
       return true;
     if (steady::now() >= next_sample) {
-      progress.emplace_back(seconds_since(start), w.counters.live_actors.load());
+      progress.emplace_back(seconds_since(start),
+                            w.counters.live_actors.load());
       next_sample += std::chrono::seconds(30);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -607,8 +613,8 @@ void run(const options& o, world& w, figures& f, checks& c) {
   f.activation_s = seconds_since(t0);
   c.expect(res.ok == o.n && res.failed == 0,
            "every command answered ok (ok " + std::to_string(res.ok)
-             + ", failed " + std::to_string(res.failed) + ", first: "
-             + res.first_failure + ")");
+             + ", failed " + std::to_string(res.failed)
+             + ", first: " + res.first_failure + ")");
 
   auto live = w.counters.live_actors.load();
   auto held = ask_stats(sys, reg).actors;
@@ -619,6 +625,10 @@ void run(const options& o, world& w, figures& f, checks& c) {
   f.rss_active = rss_bytes();
   f.heap_active = heap_in_use_bytes();
   f.probe_active = alloc_probe::take();
+  std::fprintf(stderr,
+               "memory_bench: %lld activated in %.1f s, RSS %.1f MiB; "
+               "waiting for passivation\n",
+               static_cast<long long>(live), f.activation_s, mib(f.rss_active));
 
   auto t1 = steady::now();
   bool gone = await_passivation(sys, reg, w,
@@ -628,13 +638,14 @@ void run(const options& o, world& w, figures& f, checks& c) {
   f.live_after_wait = w.counters.live_actors.load();
   f.passivations = w.counters.passivations.load();
   c.expect(gone, "every actor passivated within --idle-ms + "
-                   "--passivation-wait-s (live_actors "
+                 "--passivation-wait-s (live_actors "
                    + std::to_string(w.counters.live_actors.load()) + ")");
   f.rss_after = rss_bytes();
   f.heap_after = heap_in_use_bytes();
 
   auto n = static_cast<std::uint64_t>(o.n);
-  c.expect(w.counters.activations.load() == n, "one activation per subscription");
+  c.expect(w.counters.activations.load() == n,
+           "one activation per subscription");
   c.expect(w.counters.commits.load() == n && w.st.commits() == n,
            "one commit per command");
   c.expect(w.counters.passivations.load() == n,
@@ -699,17 +710,16 @@ void print(const options& o, const figures& f, const checks& c) {
               mib(f.rss_active),
               static_cast<double>(f.rss_active - f.rss_baseline) / n,
               mib(f.rss_after), f.activation_s, f.passivation_s);
-  std::printf("\"idle_ms\":%lld,\"window\":%lld,"
-              "\"heap_bytes_per_actor\":%.0f,\"heap_after_passivation_mib\":%.1f,"
-              "\"sizeof\":{\"subscription_state\":%zu,"
-              "\"subscription_aggregate\":%zu,\"rng\":%zu,"
-              "\"caf_event_based_actor\":%zu},",
-              static_cast<long long>(o.idle_ms),
-              static_cast<long long>(o.window),
-              static_cast<double>(f.heap_active - f.heap_baseline) / n,
-              mib(f.heap_after), sizeof(subscription_state),
-              sizeof(subscription_aggregate), sizeof(rng),
-              sizeof(caf::event_based_actor));
+  std::printf(
+    "\"idle_ms\":%lld,\"window\":%lld,"
+    "\"heap_bytes_per_actor\":%.0f,\"heap_after_passivation_mib\":%.1f,"
+    "\"sizeof\":{\"subscription_state\":%zu,"
+    "\"subscription_aggregate\":%zu,\"rng\":%zu,"
+    "\"caf_event_based_actor\":%zu},",
+    static_cast<long long>(o.idle_ms), static_cast<long long>(o.window),
+    static_cast<double>(f.heap_active - f.heap_baseline) / n, mib(f.heap_after),
+    sizeof(subscription_state), sizeof(subscription_aggregate), sizeof(rng),
+    sizeof(caf::event_based_actor));
   std::printf("\"live_after_wait\":%lld,\"passivations\":%llu,"
               "\"passivation_progress\":[",
               static_cast<long long>(f.live_after_wait),
@@ -720,11 +730,10 @@ void print(const options& o, const figures& f, const checks& c) {
                 static_cast<long long>(f.passivation_progress[i].second));
   std::printf("],");
   if (o.alloc_profile)
-    std::printf("\"probe_bytes_per_actor\":%.0f,\"alloc_profile\":%s,",
-                static_cast<double>(f.probe_active.bytes
-                                    - f.probe_baseline.bytes)
-                  / n,
-                alloc_profile_json(f, o.n).c_str());
+    std::printf(
+      "\"probe_bytes_per_actor\":%.0f,\"alloc_profile\":%s,",
+      static_cast<double>(f.probe_active.bytes - f.probe_baseline.bytes) / n,
+      alloc_profile_json(f, o.n).c_str());
   std::printf("\"checks_passed\":%s}\n", c.failed.empty() ? "true" : "false");
   for (const auto& what : c.failed)
     std::fprintf(stderr, "memory_bench: check failed: %s\n", what.c_str());
