@@ -64,28 +64,10 @@ using sub_actor = caf::stateful_actor<sub_state>;
 /// Activation: the state from the snapshot or last event, and its live sagas.
 status load(sub_actor* self) {
   auto& s = self->state;
-  auto& db = *s.ctx->db;
-  auto h = db.load_history(s.tenant, s.id);
-  if (!h)
-    return h.error();
-  subscription_aggregate agg;
-  if (h->version > 0) {
-    auto st = subscription_from_history(*h);
-    if (!st)
-      return st.error();
-    agg.sub = std::move(*st);
-    for (const auto& [sid, type] : agg.sub.sagas) {
-      auto rec = db.get_saga(s.tenant, saga_id{sid});
-      if (!rec)
-        return rec.error();
-      auto ss = from_record(*rec);
-      if (!ss)
-        return ss.error();
-      if (!is_finished(ss->status))
-        agg.sagas[sid] = std::move(*ss);
-    }
-  }
-  s.agg = std::move(agg);
+  auto agg = load_subscription(*s.ctx->db, s.tenant, s.id);
+  if (!agg)
+    return agg.error();
+  s.agg = std::move(*agg);
   s.loaded = true;
   bump(&runtime_counters::activations, s.ctx);
   return {};

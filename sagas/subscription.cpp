@@ -188,6 +188,31 @@ subscription_from_history(const subscription_history& h) {
   return s;
 }
 
+result<subscription_aggregate> load_subscription(store& db, const tenant_id& t,
+                                                 const subscription_id& id) {
+  auto h = db.load_history(t, id);
+  if (!h)
+    return h.error();
+  subscription_aggregate agg;
+  if (h->version == 0)
+    return agg;
+  auto st = subscription_from_history(*h);
+  if (!st)
+    return st.error();
+  agg.sub = std::move(*st);
+  for (const auto& [sid, type] : agg.sub.sagas) {
+    auto rec = db.get_saga(t, saga_id{sid});
+    if (!rec)
+      return rec.error();
+    auto ss = from_record(*rec);
+    if (!ss)
+      return ss.error();
+    if (!is_finished(ss->status))
+      agg.sagas[sid] = std::move(*ss);
+  }
+  return agg;
+}
+
 std::string_view input_name(const subscription_input& in) noexcept {
   static constexpr std::string_view names[] = {
     "create",       "cancel",      "uncancel",     "pause",

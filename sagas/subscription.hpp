@@ -114,10 +114,16 @@ struct subscription_aggregate {
 std::string to_json(const subscription_state& s);
 result<subscription_state> subscription_from_json(std::string_view json);
 
-/// The aggregate from the store's history (snapshot or last event) and the
-/// saga rows named by its saga map (finished ones are dropped).
+/// The state from the store's history: the last event's state, or the
+/// snapshot's when no event follows it.
 result<subscription_state>
 subscription_from_history(const subscription_history& h);
+
+/// Activation: the state from the history and the live sagas named by its
+/// saga map (finished ones are dropped). A subscription with no events gives
+/// an empty aggregate (`exists()` false).
+result<subscription_aggregate> load_subscription(store& db, const tenant_id& t,
+                                                 const subscription_id& id);
 
 // -- inputs -------------------------------------------------------------------
 

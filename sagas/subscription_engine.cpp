@@ -164,6 +164,43 @@ std::optional<saga_cmd::execute_action> in_flight_action(const saga_state& s) {
   return std::nullopt;
 }
 
+/// The call for saga `s`'s current charge: key, payment method and amount
+/// were fixed in its data when the attempt was first issued, so a re-issue
+/// (resolve, or after recovery) asks for exactly the same charge.
+gateway_call_request charge_call(const subscription_state& sub,
+                                 const saga_state& s, int32_t step,
+                                 const string& action_key,
+                                 gateway_call_request::op kind) {
+  gateway_call_request call;
+  call.kind = kind;
+  call.saga = s.id.value;
+  call.step = step;
+  call.action_key = action_key;
+  call.charge = charge_request{
+    data_or(s, "charge_key"),
+    sub.tenant,
+    sub.customer,
+    data_or(s, "charge_pm"),
+    money{to_i64(data_or(s, "charge_amount")), currency::of(sub.currency)},
+    "invoice " + data_or(s, s.type == "dunning" ? "charging" : "invoice")};
+  return call;
+}
+
+/// A refund under the executor's key of the action or compensation.
+gateway_call_request refund_call(const subscription_state& sub,
+                                 const saga_state& s, int32_t step,
+                                 const string& key, string charge_id,
+                                 int64_t amount_minor) {
+  gateway_call_request call;
+  call.kind = gateway_call_request::op::refund;
+  call.saga = s.id.value;
+  call.step = step;
+  call.action_key = key;
+  call.refund = refund_request{key, std::move(charge_id),
+                               money{amount_minor, currency::of(sub.currency)}};
+  return call;
+}
+
 // -- one run of the engine ----------------------------------------------------
 
 /// A local action's outcome, fed back into the executor; nullopt when an
@@ -690,12 +727,8 @@ struct run {
     if (agg.sub.payment_method.empty())
       return saga_in::action_succeeded{
         "no payment method", {{"collected", "0"}, {"decline", "hard"}}};
-    gateway_call_request call;
-    call.saga = saga_id;
-    call.step = a.step;
-    call.action_key = a.idempotency_key;
-    bool again = data_or(*s, "charge_exec_key") == a.idempotency_key;
-    if (!again) {
+    auto kind = gateway_call_request::op::resolve;
+    if (data_or(*s, "charge_exec_key") != a.idempotency_key) {
       ++o->attempts;
       auto key = inv + "/attempt-" + std::to_string(o->attempts);
       auto attempt_id = inv + "/pa-" + std::to_string(o->attempts);
@@ -709,17 +742,10 @@ struct run {
         payment_attempt_id{attempt_id}, o->id, key, o->attempts,
         string{to_string(attempt_status::pending)}, o->amount_due_minor,
         agg.sub.currency, "", 1, now, now});
-      call.kind = gateway_call_request::op::charge;
-    } else {
-      call.kind = gateway_call_request::op::resolve;
+      kind = gateway_call_request::op::charge;
     }
     o->collecting_saga = saga_id;
-    call.charge = charge_request{data_or(*s, "charge_key"),
-                                 agg.sub.tenant,
-                                 agg.sub.customer,
-                                 data_or(*s, "charge_pm"),
-                                 m(to_i64(data_or(*s, "charge_amount"))),
-                                 "invoice " + inv};
+    auto call = charge_call(agg.sub, *s, a.step, a.idempotency_key, kind);
     calls.push_back(std::move(call));
     return std::nullopt;
   }
@@ -933,13 +959,8 @@ struct run {
       auto charge_id = data_or(s, "credit_charge");
       if (total <= 0 || charge_id.empty())
         return local_outcome{saga_in::action_succeeded{"nothing to refund", {}}};
-      gateway_call_request call;
-      call.kind = gateway_call_request::op::refund;
-      call.saga = saga_id;
-      call.step = a.step;
-      call.action_key = a.idempotency_key;
-      call.refund = refund_request{a.idempotency_key, charge_id, m(total)};
-      calls.push_back(std::move(call));
+      calls.push_back(
+        refund_call(agg.sub, s, a.step, a.idempotency_key, charge_id, total));
       return local_outcome{std::nullopt};
     }
     if (name == "close_open_invoices") {
@@ -1073,14 +1094,9 @@ struct run {
       // payments fail before that. A collected charge is refunded in full.
       if (data_or(s, "collected") != "1" || data_or(s, "charge_id").empty())
         return local_outcome{saga_in::compensation_succeeded{"nothing to refund"}};
-      gateway_call_request call;
-      call.kind = gateway_call_request::op::refund;
-      call.saga = saga_id;
-      call.step = c.step;
-      call.action_key = c.idempotency_key;
-      call.refund = refund_request{c.idempotency_key, data_or(s, "charge_id"),
-                                   m(to_i64(data_or(s, "charge_amount")))};
-      calls.push_back(std::move(call));
+      calls.push_back(refund_call(agg.sub, s, c.step, c.idempotency_key,
+                                  data_or(s, "charge_id"),
+                                  to_i64(data_or(s, "charge_amount"))));
       return local_outcome{std::nullopt};
     }
     if (c.name == "restore_entitlements") {
@@ -1523,43 +1539,19 @@ resume_calls(const subscription_aggregate& agg, const billing_env& env) {
         if (name == "charge" || name == "retry_payment") {
           if (data_or(s, "charge_exec_key") != a->idempotency_key)
             continue; // never issued: the executor re-runs it
-          gateway_call_request call;
-          call.kind = gateway_call_request::op::resolve;
-          call.saga = id;
-          call.step = a->step;
-          call.action_key = a->idempotency_key;
-          call.charge = charge_request{
-            data_or(s, "charge_key"), agg.sub.tenant, agg.sub.customer,
-            data_or(s, "charge_pm"),
-            money{to_i64(data_or(s, "charge_amount")),
-                  currency::of(agg.sub.currency)},
-            "invoice " + data_or(s, s.type == "dunning" ? "charging" : "invoice")};
-          out.push_back(std::move(call));
+          out.push_back(charge_call(agg.sub, s, a->step, a->idempotency_key,
+                                    gateway_call_request::op::resolve));
         } else if (name == "refund_credit") {
-          gateway_call_request call;
-          call.kind = gateway_call_request::op::refund;
-          call.saga = id;
-          call.step = a->step;
-          call.action_key = a->idempotency_key;
-          call.refund = refund_request{
-            a->idempotency_key, data_or(s, "credit_charge"),
-            money{to_i64(data_or(s, "credit_total", "0")),
-                  currency::of(agg.sub.currency)}};
-          out.push_back(std::move(call));
+          out.push_back(refund_call(agg.sub, s, a->step, a->idempotency_key,
+                                    data_or(s, "credit_charge"),
+                                    to_i64(data_or(s, "credit_total", "0"))));
         }
       } else if (auto* k = std::get_if<saga_cmd::execute_compensation>(&c)) {
         if (k->name == "refund_charge" && data_or(s, "collected") == "1"
             && !data_or(s, "charge_id").empty()) {
-          gateway_call_request call;
-          call.kind = gateway_call_request::op::refund;
-          call.saga = id;
-          call.step = k->step;
-          call.action_key = k->idempotency_key;
-          call.refund = refund_request{
-            k->idempotency_key, data_or(s, "charge_id"),
-            money{to_i64(data_or(s, "charge_amount")),
-                  currency::of(agg.sub.currency)}};
-          out.push_back(std::move(call));
+          out.push_back(refund_call(agg.sub, s, k->step, k->idempotency_key,
+                                    data_or(s, "charge_id"),
+                                    to_i64(data_or(s, "charge_amount"))));
         }
       }
     }

@@ -53,27 +53,10 @@ result<subscription_aggregate*>
 billing_harness::activate(const subscription_id& sub) {
   if (auto it = live_.find(sub); it != live_.end())
     return &it->second;
-  auto h = st_.load_history(tenant_, sub);
-  if (!h)
-    return h.error();
-  subscription_aggregate agg;
-  if (h->version > 0) {
-    auto s = subscription_from_history(*h);
-    if (!s)
-      return s.error();
-    agg.sub = std::move(*s);
-    for (const auto& [id, type] : agg.sub.sagas) {
-      auto rec = st_.get_saga(tenant_, saga_id{id});
-      if (!rec)
-        return rec.error();
-      auto ss = from_record(*rec);
-      if (!ss)
-        return ss.error();
-      if (!is_finished(ss->status))
-        agg.sagas[id] = std::move(*ss);
-    }
-  }
-  return &(live_[sub] = std::move(agg));
+  auto agg = load_subscription(st_, tenant_, sub);
+  if (!agg)
+    return agg.error();
+  return &(live_[sub] = std::move(*agg));
 }
 
 status billing_harness::recover() {
