@@ -4,6 +4,8 @@
 
 #include <array>
 #include <charconv>
+#include <fstream>
+#include <iterator>
 
 namespace recur::api {
 
@@ -23,9 +25,14 @@ bool is_ip_literal(const std::string& host) {
 struct raw_values {
   std::optional<std::string> db;
   std::optional<std::string> listen;
+  std::optional<std::string> kafka;
+  std::optional<std::string> admin_key_file;
+  std::optional<std::string> rate_limit;
+  std::optional<std::string> rate_burst;
 };
 
-// The flags that take a value, each with its environment variable.
+// The flags that take a value, each with its environment variable (empty:
+// none).
 struct value_flag {
   std::string_view name;
   std::string_view env;
@@ -34,6 +41,15 @@ struct value_flag {
 constexpr value_flag db_flag{"--db", "RECUR_DB", &raw_values::db};
 constexpr value_flag listen_flag{"--listen", "RECUR_LISTEN",
                                  &raw_values::listen};
+constexpr value_flag kafka_flag{"--kafka", "RECUR_KAFKA", &raw_values::kafka};
+constexpr value_flag admin_file_flag{"--admin-key-file", "",
+                                     &raw_values::admin_key_file};
+constexpr value_flag rate_flag{"--rate-limit", "RECUR_RATE_LIMIT",
+                               &raw_values::rate_limit};
+constexpr value_flag burst_flag{"--rate-burst", "RECUR_RATE_BURST",
+                                &raw_values::rate_burst};
+constexpr std::array value_flags{db_flag,         listen_flag, kafka_flag,
+                                 admin_file_flag, rate_flag,   burst_flag};
 
 status take_value(const value_flag& flag, std::string value, raw_values& out) {
   if (value.empty())
@@ -46,7 +62,7 @@ status take_value(const value_flag& flag, std::string value, raw_values& out) {
 // separate value. Returns false when args[i] is not a value flag.
 result<bool> read_value_flag(std::span<const std::string_view> args,
                              std::size_t& i, raw_values& out) {
-  for (const auto& flag : {db_flag, listen_flag}) {
+  for (const auto& flag : value_flags) {
     const auto arg = args[i];
     if (arg == flag.name) {
       if (i + 1 >= args.size())
@@ -91,6 +107,96 @@ std::optional<std::string> from_env(const env_lookup& env,
   return value;
 }
 
+// The value of `flag`: from the command line, else from its variable. `where`
+// becomes the prefix of an error about the value.
+struct sourced {
+  std::optional<std::string> value;
+  std::string where;
+};
+
+sourced resolve(const value_flag& flag, const raw_values& raw,
+                const env_lookup& env) {
+  if (raw.*flag.slot)
+    return {raw.*flag.slot, "option " + std::string{flag.name} + ": "};
+  if (flag.env.empty())
+    return {std::nullopt, {}};
+  return {from_env(env, flag.env),
+          "environment variable " + std::string{flag.env} + ": "};
+}
+
+result<std::int64_t> parse_count(std::string_view text, std::int64_t min,
+                                 std::int64_t max) {
+  std::int64_t n = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, n);
+  if (ec != std::errc{} || ptr != end || n < min || n > max)
+    return bad("expected an integer in " + std::to_string(min) + ".."
+               + std::to_string(max) + ", got '" + std::string{text} + "'");
+  return n;
+}
+
+bool is_host_name(std::string_view host) {
+  if (host.empty() || host.size() > 253)
+    return false;
+  for (const char c : host)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+          || (c >= '0' && c <= '9') || c == '.' || c == '-'))
+      return false;
+  return host.front() != '-' && host.front() != '.';
+}
+
+status check_bootstrap_server(std::string_view server) {
+  const auto colon = server.rfind(':');
+  if (colon == std::string_view::npos || colon == 0)
+    return bad("expected embedded, none or host:port, got '"
+               + std::string{server} + "'");
+  auto host = std::string{server.substr(0, colon)};
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (!is_ip_literal(host) && !is_host_name(host))
+    return bad("bad host in '" + std::string{server} + "'");
+  if (auto port = parse_count(server.substr(colon + 1), 1, 65535); !port)
+    return bad("port must be 1..65535 in '" + std::string{server} + "'");
+  return {};
+}
+
+// Fills the optional settings of `opts` from `raw` and the environment.
+status apply_optional(const raw_values& raw, const env_lookup& env,
+                      options& opts) {
+  if (auto v = resolve(listen_flag, raw, env); v.value) {
+    auto addr = parse_listen(*v.value);
+    if (!addr)
+      return bad(v.where + addr.error().detail);
+    opts.listen = std::move(*addr);
+  }
+  if (auto v = resolve(kafka_flag, raw, env); v.value) {
+    auto k = parse_kafka(*v.value);
+    if (!k)
+      return bad(v.where + k.error().detail);
+    opts.kafka = std::move(*k);
+  }
+  if (auto v = resolve(rate_flag, raw, env); v.value) {
+    auto n = parse_count(*v.value, 0, max_rate_per_s);
+    if (!n)
+      return bad(v.where + n.error().detail);
+    opts.rate_limit_per_s = *n;
+  }
+  if (auto v = resolve(burst_flag, raw, env); v.value) {
+    auto n = parse_count(*v.value, 1, max_rate_per_s);
+    if (!n)
+      return bad(v.where + n.error().detail);
+    opts.rate_burst = *n;
+  }
+  if (raw.admin_key_file) {
+    opts.admin_key_file = *raw.admin_key_file;
+  } else if (auto key = from_env(env, "RECUR_ADMIN_KEY")) {
+    if (auto st = check_admin_key(*key); !st)
+      return bad("environment variable RECUR_ADMIN_KEY: " + st.error().detail);
+    opts.admin_key = std::move(*key);
+  }
+  return {};
+}
+
 } // namespace
 
 result<listen_address> parse_listen(std::string_view value) {
@@ -114,6 +220,51 @@ result<listen_address> parse_listen(std::string_view value) {
   return listen_address{std::move(host), static_cast<std::uint16_t>(port)};
 }
 
+result<kafka_setting> parse_kafka(std::string_view value) {
+  if (value == "embedded")
+    return kafka_setting{kafka_setting::mode::embedded, {}};
+  if (value == "none")
+    return kafka_setting{kafka_setting::mode::none, {}};
+  std::string_view rest = value;
+  while (true) {
+    const auto comma = rest.find(',');
+    if (auto st = check_bootstrap_server(rest.substr(0, comma)); !st)
+      return st.error();
+    if (comma == std::string_view::npos)
+      break;
+    rest.remove_prefix(comma + 1);
+  }
+  return kafka_setting{kafka_setting::mode::external, std::string{value}};
+}
+
+status check_admin_key(std::string_view key) {
+  if (key.size() < min_admin_key_bytes || key.size() > max_admin_key_bytes)
+    return bad("the admin key must be " + std::to_string(min_admin_key_bytes)
+               + ".." + std::to_string(max_admin_key_bytes)
+               + " characters long");
+  for (const char c : key)
+    if (c < 0x21 || c > 0x7e)
+      return bad("the admin key must be printable ASCII without spaces");
+  return {};
+}
+
+result<std::string> read_admin_key_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return bad("option --admin-key-file: cannot read '" + path + "'");
+  std::string key;
+  key.resize(max_admin_key_bytes + 2);
+  in.read(key.data(), static_cast<std::streamsize>(key.size()));
+  key.resize(static_cast<std::size_t>(in.gcount()));
+  while (!key.empty()
+         && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '
+             || key.back() == '\t'))
+    key.pop_back();
+  if (auto st = check_admin_key(key); !st)
+    return bad("option --admin-key-file: '" + path + "': " + st.error().detail);
+  return key;
+}
+
 result<options> parse_options(std::span<const std::string_view> args,
                               const env_lookup& env) {
   options opts;
@@ -126,42 +277,57 @@ result<options> parse_options(std::span<const std::string_view> args,
   auto raw = scan(args);
   if (!raw)
     return raw.error();
-  const bool listen_from_flag = raw->listen.has_value();
   auto db = raw->db ? raw->db : from_env(env, db_flag.env);
-  auto listen = listen_from_flag ? raw->listen : from_env(env, listen_flag.env);
   if (!db)
     return bad("option --db (or RECUR_DB) is required: a libpq connection "
                "string such as \"host=/run/postgresql dbname=recur\"");
   opts.db_conninfo = std::move(*db);
-  if (listen) {
-    auto addr = parse_listen(*listen);
-    if (!addr)
-      return bad((listen_from_flag ? "option --listen: "
-                                   : "environment variable RECUR_LISTEN: ")
-                 + addr.error().detail);
-    opts.listen = std::move(*addr);
-  }
+  if (auto st = apply_optional(*raw, env, opts); !st)
+    return st.error();
   return opts;
 }
 
 std::string usage() {
-  return "Usage: recurd --db <conninfo> [--listen <host:port>]\n"
+  return "Usage: recurd --db <conninfo> [--listen <host:port>] [--kafka "
+         "<embedded|none|host:port>]\n"
+         "              [--admin-key-file <path>] [--rate-limit <n>] "
+         "[--rate-burst <n>]\n"
          "\n"
-         "Recur's server. This build serves GET /healthz and GET /readyz.\n"
+         "Recur's server: the billing API over HTTP (see GET /openapi.json),\n"
+         "/healthz, /readyz and /metrics.\n"
          "\n"
          "Options (a flag wins over its environment variable):\n"
-         "  --db <conninfo>       libpq connection string or postgresql:// "
-         "URI\n"
-         "                        env RECUR_DB; required, no default\n"
-         "  --listen <host:port>  address to serve HTTP on (IP literal or "
+         "  --db <conninfo>         libpq connection string or "
+         "postgresql:// URI;\n"
+         "                          migrations run as this user, requests as "
+         "recur_app\n"
+         "                          env RECUR_DB; required, no default\n"
+         "  --listen <host:port>    address to serve HTTP on (IP literal or "
          "localhost)\n"
-         "                        env RECUR_LISTEN; default 127.0.0.1:8080\n"
-         "  --version             print the version and exit\n"
-         "  -h, --help            print this help and exit\n"
+         "                          env RECUR_LISTEN; default 127.0.0.1:8080\n"
+         "  --kafka <where>         where domain events go: embedded "
+         "(librdkafka's mock\n"
+         "                          cluster), none, or host:port[,host:port] "
+         "of brokers\n"
+         "                          env RECUR_KAFKA; default embedded\n"
+         "  --admin-key-file <path> file holding the admin key (for POST "
+         "/v1/tenants);\n"
+         "                          wins over env RECUR_ADMIN_KEY, which holds "
+         "the key\n"
+         "                          itself (16..1024 printable characters); "
+         "default: none,\n"
+         "                          and then no tenant can be created\n"
+         "  --rate-limit <n>        requests per second per tenant, 0 = "
+         "unlimited\n"
+         "                          env RECUR_RATE_LIMIT; default 100\n"
+         "  --rate-burst <n>        requests a tenant may make at once\n"
+         "                          env RECUR_RATE_BURST; default 200\n"
+         "  --version               print the version and exit\n"
+         "  -h, --help              print this help and exit\n"
          "\n"
          "Exit codes: 0 stopped by SIGINT/SIGTERM, 1 start-up failure "
          "(database,\n"
-         "listen address), 2 bad command line.\n";
+         "listen address), 2 bad command line or configuration.\n";
 }
 
 } // namespace recur::api

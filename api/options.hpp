@@ -1,6 +1,7 @@
 #pragma once
 /// recurd's command line: flags, their environment variables and defaults.
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -18,13 +19,33 @@ struct listen_address {
   std::uint16_t port = 8080;
 };
 
+/// Where domain events go: librdkafka's mock cluster inside recurd, nowhere,
+/// or a real cluster's bootstrap servers.
+struct kafka_setting {
+  enum class mode : std::uint8_t { embedded, none, external };
+  mode kind = mode::embedded;
+  std::string bootstrap_servers; // external: "host:port[,host:port…]"
+};
+
 /// What recurd was asked to do. A flag wins over its environment variable.
 struct options {
   std::string db_conninfo; // --db / RECUR_DB, required
   listen_address listen;   // --listen / RECUR_LISTEN
+  kafka_setting kafka;     // --kafka / RECUR_KAFKA, default embedded
+  /// The admin key: RECUR_ADMIN_KEY (never a flag: argv is visible to every
+  /// local user). --admin-key-file names a file holding it instead and wins;
+  /// main reads it with read_admin_key_file. Empty: no admin key.
+  std::string admin_key;
+  std::string admin_key_file;
+  std::int64_t rate_limit_per_s = 100; // --rate-limit / RECUR_RATE_LIMIT
+  std::int64_t rate_burst = 200;       // --rate-burst / RECUR_RATE_BURST
   bool show_help = false;
   bool show_version = false;
 };
+
+inline constexpr std::size_t min_admin_key_bytes = 16;
+inline constexpr std::size_t max_admin_key_bytes = 1024;
+inline constexpr std::int64_t max_rate_per_s = 1'000'000;
 
 /// Reads one environment variable; std::nullopt when unset.
 using env_lookup = std::function<std::optional<std::string>(std::string_view)>;
@@ -37,6 +58,18 @@ result<options> parse_options(std::span<const std::string_view> args,
 /// Parses "host:port" or "[v6]:port" with a port in 1..65535. The host must be
 /// an IP literal or "localhost" (mapped to 127.0.0.1).
 result<listen_address> parse_listen(std::string_view value);
+
+/// Parses "embedded", "none" or "host:port[,host:port…]" (host: a DNS name
+/// or an IP literal, [v6] in brackets).
+result<kafka_setting> parse_kafka(std::string_view value);
+
+/// Checks an admin key: min_admin_key_bytes..max_admin_key_bytes of
+/// printable ASCII without spaces.
+status check_admin_key(std::string_view key);
+
+/// Reads the admin key from a file (at most max_admin_key_bytes, trailing
+/// whitespace dropped) and checks it. Errors name --admin-key-file.
+result<std::string> read_admin_key_file(const std::string& path);
 
 /// The --help text: every option with its default and environment variable.
 std::string usage();

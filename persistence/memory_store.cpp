@@ -1079,4 +1079,50 @@ status memory_store::mark_published(std::span<const std::int64_t> positions,
   return {};
 }
 
+// -- gateway configs
+// ------------------------------------------------------------------
+
+status memory_store::put_gateway_config(const tenant_id& t,
+                                        const gateway_config_record& c) {
+  if (t.empty() || c.gateway.empty())
+    return make_error(errc::invalid_argument, "empty tenant or gateway");
+  std::lock_guard lock{mutex_};
+  gateway_configs_.insert_or_assign(std::pair{t.value, c.gateway}, c);
+  return {};
+}
+
+result<gateway_config_record>
+memory_store::get_gateway_config(const tenant_id& t,
+                                 const std::string& gateway) {
+  std::lock_guard lock{mutex_};
+  auto it = gateway_configs_.find(std::pair{t.value, gateway});
+  if (it == gateway_configs_.end())
+    return make_error(errc::not_found, "gateway config " + gateway);
+  return it->second;
+}
+
+// -- HTTP idempotency keys, continued
+// -------------------------------------------------
+
+status memory_store::release_idempotent(const tenant_id& t,
+                                        const std::string& key,
+                                        const std::string& request_sha256_hex) {
+  std::lock_guard lock{mutex_};
+  auto rows = tables_->by_tenant.find(t.value);
+  if (rows == tables_->by_tenant.end())
+    return make_error(errc::not_found, "idempotency key " + key);
+  auto& keys = rows->second.idempotency;
+  auto it = keys.find(key);
+  if (it == keys.end())
+    return make_error(errc::not_found, "idempotency key " + key);
+  if (it->second.record.request_sha256_hex != request_sha256_hex)
+    return make_error(errc::idempotency_conflict,
+                      "idempotency key " + key + " belongs to another request");
+  if (it->second.completed)
+    return make_error(errc::already_exists,
+                      "idempotency key " + key + " holds an answer");
+  keys.erase(it);
+  return {};
+}
+
 } // namespace recur

@@ -8,11 +8,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sagas/store.hpp"
@@ -126,11 +128,26 @@ public:
   status mark_published(std::span<const std::int64_t> positions,
                         instant at) override;
 
+  // -- gateway configs --------------------------------------------------------
+
+  status put_gateway_config(const tenant_id& t,
+                            const gateway_config_record& c) override;
+  result<gateway_config_record>
+  get_gateway_config(const tenant_id& t, const std::string& gateway) override;
+
+  // -- HTTP idempotency keys, continued ---------------------------------------
+
+  status release_idempotent(const tenant_id& t, const std::string& key,
+                            const std::string& request_sha256_hex) override;
+
 private:
   struct tables;
 
   std::mutex mutex_;
   std::unique_ptr<tables> tables_; // guarded by mutex_
+  // (tenant, gateway) -> config; guarded by mutex_
+  std::map<std::pair<std::string, std::string>, gateway_config_record>
+    gateway_configs_;
 };
 
 } // namespace recur

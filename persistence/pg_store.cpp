@@ -568,6 +568,18 @@ public:
   status mark_published(std::span<const std::int64_t> positions,
                         instant at) override;
 
+  // -- gateway configs --------------------------------------------------------
+
+  status put_gateway_config(const tenant_id& t,
+                            const gateway_config_record& c) override;
+  result<gateway_config_record>
+  get_gateway_config(const tenant_id& t, const std::string& gateway) override;
+
+  // -- HTTP idempotency keys, continued ---------------------------------------
+
+  status release_idempotent(const tenant_id& t, const std::string& key,
+                            const std::string& request_sha256_hex) override;
+
 private:
   using txn = pqxx::transaction_base;
 
@@ -1141,6 +1153,75 @@ status validate(const pg_store_config& config) {
   if (config.commit_batch_max == 0)
     return make_error(errc::invalid_argument,
                       "commit_batch_max must be positive");
+  return {};
+}
+
+// -- gateway configs (migration 0008) -----------------------------------------
+
+const statement put_gateway_config_q = sql(
+  "put_gateway_config",
+  "INSERT INTO gateway_configs (tenant_id, gateway, config_json, updated_at)"
+  " VALUES ($1, $2, $3, to_timestamp($4)) ON CONFLICT (tenant_id, gateway)"
+  " DO UPDATE SET config_json = EXCLUDED.config_json,"
+  " updated_at = EXCLUDED.updated_at");
+const statement get_gateway_config_q
+  = sql("get_gateway_config",
+        "SELECT gateway, config_json, extract(epoch FROM updated_at)::bigint"
+        " FROM gateway_configs WHERE tenant_id = $1 AND gateway = $2");
+// Deletes only an unanswered reservation of the same request.
+const statement release_key_q
+  = sql("release_key",
+        "DELETE FROM idempotency_keys WHERE tenant_id = $1"
+        " AND idempotency_key = $2 AND request_sha256_hex = $3"
+        " AND response_status IS NULL RETURNING 1");
+
+gateway_config_record gateway_config_of(const pqxx::row& r) {
+  return {r[0].as<std::string>(), r[1].as<std::string>(),
+          pg::as_instant(r[2])};
+}
+
+status pg_store::put_gateway_config(const tenant_id& t,
+                                    const gateway_config_record& c) {
+  if (c.gateway.empty())
+    return make_error(errc::invalid_argument, "empty gateway");
+  auto r = in_tenant<bool>(
+    t, [&](pg::connection& conn, txn& tx, pg::op_context& ctx) -> result<bool> {
+      ctx.expect(errc::already_exists, "put gateway config");
+      exec(conn, tx, put_gateway_config_q, t.value, c.gateway, c.config_json,
+           c.updated_at.unix_s);
+      return true;
+    });
+  if (!r)
+    return r.error();
+  return {};
+}
+
+result<gateway_config_record>
+pg_store::get_gateway_config(const tenant_id& t, const std::string& gateway) {
+  return one<gateway_config_record>(t, get_gateway_config_q, "gateway config",
+                                    gateway_config_of, gateway);
+}
+
+status pg_store::release_idempotent(const tenant_id& t, const std::string& key,
+                                    const std::string& request_sha256_hex) {
+  auto r = in_tenant<bool>(
+    t, [&](pg::connection& c, txn& tx, pg::op_context&) -> result<bool> {
+      if (!exec(c, tx, release_key_q, t.value, key, request_sha256_hex)
+             .empty())
+        return true;
+      const auto rows = exec(c, tx, find_key_q, t.value, key);
+      if (rows.empty())
+        return make_error(errc::not_found,
+                          "idempotency key '" + key + "' not found");
+      if (rows[0][1].as<std::string>() != request_sha256_hex)
+        return make_error(errc::idempotency_conflict,
+                          "idempotency key '" + key
+                            + "' belongs to another request");
+      return make_error(errc::already_exists,
+                        "idempotency key '" + key + "' holds an answer");
+    });
+  if (!r)
+    return r.error();
   return {};
 }
 

@@ -404,6 +404,19 @@ inline bool is_commit_outcome_unknown(const error& e) {
          && e.detail.starts_with(commit_outcome_unknown);
 }
 
+// -- gateway configs ----------------------------------------------------------
+
+/// A tenant's settings for one payment gateway ("sandbox", "stripe"), set
+/// through `PUT /v1/gateways/{gateway}`. `config_json` is an object:
+/// {"webhook_secret": "...", "api_key": "..." (optional),
+///  "base_url": "..." (optional)}; the webhook endpoint verifies signatures
+/// with its webhook_secret.
+struct gateway_config_record {
+  std::string gateway;
+  std::string config_json;
+  instant updated_at;
+};
+
 // -- the port -----------------------------------------------------------------
 
 /// Errors every call may return: `unavailable` (the store could not be reached
@@ -564,6 +577,43 @@ public:
   virtual status mark_published(std::span<const std::int64_t> positions,
                                 instant at)
     = 0;
+
+  // -- gateway configs ------------------------------------------------------
+  // These and release_idempotent are not pure, so that stores written before
+  // them (test doubles) still compile; the memory and PostgreSQL stores
+  // override them. The defaults fail with `storage_error`.
+
+  /// Creates or replaces tenant `t`'s config of `c.gateway`.
+  virtual status put_gateway_config(const tenant_id& t,
+                                    const gateway_config_record& c) {
+    static_cast<void>(t);
+    static_cast<void>(c);
+    return make_error(errc::storage_error, "gateway configs not supported");
+  }
+
+  /// Tenant `t`'s config of `gateway`, or `not_found`.
+  virtual result<gateway_config_record>
+  get_gateway_config(const tenant_id& t, const std::string& gateway) {
+    static_cast<void>(t);
+    static_cast<void>(gateway);
+    return make_error(errc::storage_error, "gateway configs not supported");
+  }
+
+  // -- HTTP idempotency keys, continued ------------------------------------
+
+  /// Gives back a key that `begin_idempotent` reserved for this request hash
+  /// and that holds no answer yet (the request failed on our side), so that a
+  /// retry with the key runs again. A key that holds an answer is
+  /// `already_exists`, one of another request `idempotency_conflict`, an
+  /// unknown one `not_found`; none of them changes.
+  virtual status release_idempotent(const tenant_id& t, const std::string& key,
+                                    const std::string& request_sha256_hex) {
+    static_cast<void>(t);
+    static_cast<void>(key);
+    static_cast<void>(request_sha256_hex);
+    return make_error(errc::storage_error,
+                      "releasing idempotency keys not supported");
+  }
 };
 
 } // namespace recur

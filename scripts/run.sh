@@ -81,9 +81,13 @@ db="$(pg_conninfo "$pg_dir/run" "$pg_port" recur)"
 cat <<INFO
 ==> admin key (var/admin_key): $(cat "$var_dir/admin_key")
 ==> recurd on http://$listen  (database: $db)
-    This build serves GET /healthz and GET /readyz only. The billing API,
-    the Kafka relay and the web console arrive with later issues.
-    Try: curl -s http://$listen/healthz     Stop: Ctrl-C
+    Tenants, gateways, plans, customers, usage and the ledger are served
+    (GET /openapi.json lists the routes); subscriptions over HTTP, the
+    Kafka relay and the web console arrive with later issues.
+    Try: curl -s -X POST http://$listen/v1/tenants \
+           -H "Authorization: Bearer $(cat "$var_dir/admin_key")" -d '{"name":"acme"}'
+    Stop: Ctrl-C
 INFO
 
-"$build_dir/api/recurd" --db "$db" --listen "$listen"
+"$build_dir/api/recurd" --db "$db" --listen "$listen" \
+  --admin-key-file "$var_dir/admin_key"

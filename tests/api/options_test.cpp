@@ -1,5 +1,8 @@
 #include "api/options.hpp"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -140,5 +143,110 @@ TEST(options, usage_lists_every_option_with_its_default_and_variable) {
   const auto text = usage();
   for (const char* needle : {"--db", "RECUR_DB", "--listen", "RECUR_LISTEN",
                              "default 127.0.0.1:8080", "--help", "--version"})
+    EXPECT_NE(text.find(needle), std::string::npos) << needle;
+}
+
+// -- issue 5: kafka, admin key, rate limits ----------------------------------
+
+TEST(options, kafka_defaults_to_embedded_and_takes_none_or_brokers) {
+  auto def = parse({"--db", "dbname=x"});
+  ASSERT_TRUE(def);
+  EXPECT_EQ(def->kafka.kind, kafka_setting::mode::embedded);
+  auto none = parse({"--db", "dbname=x", "--kafka", "none"});
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->kafka.kind, kafka_setting::mode::none);
+  auto brokers = parse({"--db", "dbname=x"},
+                       {{"RECUR_KAFKA", "kafka-1.local:9092,10.0.0.2:9093"}});
+  ASSERT_TRUE(brokers);
+  EXPECT_EQ(brokers->kafka.kind, kafka_setting::mode::external);
+  EXPECT_EQ(brokers->kafka.bootstrap_servers,
+            "kafka-1.local:9092,10.0.0.2:9093");
+  EXPECT_TRUE(parse_kafka("[::1]:9092"));
+}
+
+TEST(options, a_bad_kafka_value_names_the_option_or_variable) {
+  for (const std::string_view bad :
+       {"embeded", "host", "host:0", "host:99999", ":9092", "a b:1", "h:1,"}) {
+    SCOPED_TRACE(bad);
+    auto flag = parse({"--db", "dbname=x", "--kafka", bad});
+    ASSERT_FALSE(flag);
+    EXPECT_EQ(flag.error().detail.rfind("option --kafka: ", 0), 0u)
+      << flag.error().detail;
+  }
+  auto env = parse({"--db", "dbname=x"}, {{"RECUR_KAFKA", "nowhere"}});
+  ASSERT_FALSE(env);
+  EXPECT_EQ(env.error().detail.rfind("environment variable RECUR_KAFKA: ", 0),
+            0u);
+}
+
+TEST(options, the_admin_key_comes_from_the_environment_and_is_checked) {
+  auto none = parse({"--db", "dbname=x"});
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->admin_key.empty());
+  auto set = parse({"--db", "dbname=x"},
+                   {{"RECUR_ADMIN_KEY", "0123456789abcdef"}});
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->admin_key, "0123456789abcdef");
+  for (const char* bad : {"short", "has a space in it!!"}) {
+    auto refused = parse({"--db", "dbname=x"}, {{"RECUR_ADMIN_KEY", bad}});
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().detail.find("RECUR_ADMIN_KEY"),
+              std::string::npos);
+  }
+  // No flag takes the key itself: command lines are visible to other users.
+  EXPECT_FALSE(parse({"--db", "dbname=x", "--admin-key", "0123456789abcdef"}));
+}
+
+TEST(options, an_admin_key_file_wins_and_is_read_and_checked) {
+  auto opts = parse({"--db", "dbname=x", "--admin-key-file", "/k"},
+                    {{"RECUR_ADMIN_KEY", "0123456789abcdef"}});
+  ASSERT_TRUE(opts);
+  EXPECT_EQ(opts->admin_key_file, "/k");
+  EXPECT_TRUE(opts->admin_key.empty());
+
+  char path[] = "/tmp/recur_admin_key.XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string text = "abcdef0123456789abcdef\n";
+  ASSERT_EQ(write(fd, text.data(), text.size()),
+            static_cast<ssize_t>(text.size()));
+  close(fd);
+  auto key = read_admin_key_file(path);
+  ASSERT_TRUE(key) << key.error().detail;
+  EXPECT_EQ(*key, "abcdef0123456789abcdef");
+  unlink(path);
+  auto missing = read_admin_key_file(path);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().detail.rfind("option --admin-key-file: ", 0), 0u);
+}
+
+TEST(options, rate_limits_have_defaults_and_bounds) {
+  auto def = parse({"--db", "dbname=x"});
+  ASSERT_TRUE(def);
+  EXPECT_EQ(def->rate_limit_per_s, 100);
+  EXPECT_EQ(def->rate_burst, 200);
+  auto set = parse({"--db", "dbname=x", "--rate-limit=0"},
+                   {{"RECUR_RATE_BURST", "5"}});
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->rate_limit_per_s, 0);
+  EXPECT_EQ(set->rate_burst, 5);
+  for (const auto& [flag, value] :
+       std::vector<std::pair<std::string_view, std::string_view>>{
+         {"--rate-limit", "-1"},
+         {"--rate-limit", "ten"},
+         {"--rate-limit", "1000001"},
+         {"--rate-burst", "0"}}) {
+    auto bad = parse({"--db", "dbname=x", flag, value});
+    ASSERT_FALSE(bad) << flag << " " << value;
+    EXPECT_EQ(bad.error().detail.rfind("option " + std::string{flag}, 0), 0u);
+  }
+}
+
+TEST(options, usage_lists_the_issue_5_options_with_defaults_and_variables) {
+  const auto text = usage();
+  for (const char* needle :
+       {"--kafka", "RECUR_KAFKA", "default embedded", "--admin-key-file",
+        "RECUR_ADMIN_KEY", "--rate-limit", "RECUR_RATE_LIMIT", "default 100",
+        "--rate-burst", "RECUR_RATE_BURST", "default 200"})
     EXPECT_NE(text.find(needle), std::string::npos) << needle;
 }

@@ -24,6 +24,7 @@ const tenant_id tenant_b{"ten_b"};
 // `the_table_list_covers_every_table` fails until it is.
 const std::vector<std::string> all_tables{"audit_log",
                                           "customers",
+                                          "gateway_configs",
                                           "idempotency_keys",
                                           "invoices",
                                           "ledger_entries",
@@ -117,6 +118,7 @@ void seed(store& s, const tenant_id& t, char key) {
     {"u_1", subscription_id{"sub_1"}, "api_calls", 1, {}}};
   ASSERT_TRUE(s.record_usage(t, used));
   ASSERT_TRUE(s.begin_idempotent(t, "idem_1", std::string(64, '1'), {}));
+  ASSERT_TRUE(s.put_gateway_config(t, {"stripe", "{}", {}}));
 }
 
 std::int64_t count_rows(pqxx::connection& c, const std::string& table,

@@ -2167,3 +2167,69 @@ TEST_P(store_contract, concurrent_claimers_never_share_a_timer) {
   EXPECT_EQ(all.size(), static_cast<std::size_t>(timers));
   EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
 }
+
+// == gateway configs ==========================================================
+
+TEST_P(store_contract, a_gateway_config_reads_back_and_a_second_put_replaces_it) {
+  ASSERT_TRUE(db().put_gateway_config(
+    tenant_a(), {"stripe", R"({"webhook_secret": "whsec_1"})", at(0)}));
+  auto first = db().get_gateway_config(tenant_a(), "stripe");
+  ASSERT_TRUE(first) << explain(first);
+  EXPECT_EQ(first->gateway, "stripe");
+  EXPECT_EQ(first->config_json, R"({"webhook_secret": "whsec_1"})");
+  EXPECT_EQ(first->updated_at, at(0));
+
+  ASSERT_TRUE(db().put_gateway_config(
+    tenant_a(), {"stripe", R"({"webhook_secret": "whsec_2"})", at(60)}));
+  auto second = db().get_gateway_config(tenant_a(), "stripe");
+  ASSERT_TRUE(second) << explain(second);
+  EXPECT_EQ(second->config_json, R"({"webhook_secret": "whsec_2"})");
+  EXPECT_EQ(second->updated_at, at(60));
+}
+
+TEST_P(store_contract, gateway_configs_are_per_gateway_and_per_tenant) {
+  ASSERT_TRUE(db().put_gateway_config(
+    tenant_a(), {"stripe", R"({"webhook_secret": "a"})", at(0)}));
+  EXPECT_EQ(code_of(db().get_gateway_config(tenant_a(), "sandbox")),
+            "not_found");
+  EXPECT_EQ(code_of(db().get_gateway_config(tenant_b(), "stripe")),
+            "not_found");
+  ASSERT_TRUE(db().put_gateway_config(
+    tenant_b(), {"stripe", R"({"webhook_secret": "b"})", at(1)}));
+  EXPECT_EQ(db().get_gateway_config(tenant_a(), "stripe")->config_json,
+            R"({"webhook_secret": "a"})");
+  EXPECT_EQ(db().get_gateway_config(tenant_b(), "stripe")->config_json,
+            R"({"webhook_secret": "b"})");
+}
+
+// == releasing idempotency keys ===============================================
+
+TEST_P(store_contract, a_released_reservation_can_be_reserved_again) {
+  ASSERT_TRUE(db().begin_idempotent(tenant_a(), "idem_1", hex64('1'), at(0)));
+  auto released = db().release_idempotent(tenant_a(), "idem_1", hex64('1'));
+  ASSERT_TRUE(released) << explain(released);
+  auto again = db().begin_idempotent(tenant_a(), "idem_1", hex64('2'), at(1));
+  ASSERT_TRUE(again) << explain(again);
+  EXPECT_EQ(again->state, idempotency_state::new_request);
+}
+
+TEST_P(store_contract, only_an_unanswered_reservation_of_the_same_request_is_released) {
+  EXPECT_EQ(code_of(db().release_idempotent(tenant_a(), "nope", hex64('1'))),
+            "not_found");
+  ASSERT_TRUE(db().begin_idempotent(tenant_a(), "idem_1", hex64('1'), at(0)));
+  EXPECT_EQ(code_of(db().release_idempotent(tenant_a(), "idem_1", hex64('2'))),
+            "idempotency_conflict");
+  EXPECT_EQ(code_of(db().release_idempotent(tenant_b(), "idem_1", hex64('1'))),
+            "not_found");
+  auto w = work(tenant_a());
+  w.idempotency_responses.push_back(
+    idempotency_record{"idem_1", hex64('1'), 201, R"({"id": "x"})", at(1)});
+  commit_ok(w);
+  EXPECT_EQ(code_of(db().release_idempotent(tenant_a(), "idem_1", hex64('1'))),
+            "already_exists");
+  auto replay = db().begin_idempotent(tenant_a(), "idem_1", hex64('1'), at(2));
+  ASSERT_TRUE(replay) << explain(replay);
+  EXPECT_EQ(replay->state, idempotency_state::replay);
+  ASSERT_TRUE(replay->stored);
+  EXPECT_EQ(replay->stored->response_body, R"({"id": "x"})");
+}
