@@ -45,7 +45,6 @@ struct sub_state {
   caf::actor registry;
   caf::actor writer;
   caf::actor gateway;
-  std::unique_ptr<rng> gen;
   subscription_aggregate agg;
   bool loaded = false;
   std::uint64_t received = 0; // messages the registry forwarded to us
@@ -73,8 +72,12 @@ status load(sub_actor* self) {
   return {};
 }
 
+/// `reply`: answered with a command_reply once the input's unit of work is
+/// committed (or nothing changed). `retry`: a commit refused because the
+/// store was unavailable is tried again later (timers, gateway outcomes);
+/// a client's command is answered with the failure instead.
 void process(sub_actor* self, subscription_input in,
-             std::optional<caf::response_promise> reply);
+             std::optional<caf::response_promise> reply, bool retry);
 
 void issue_calls(sub_actor* self, const std::vector<gateway_call_request>& calls) {
   auto& s = self->state;
@@ -98,13 +101,13 @@ void issue_calls(sub_actor* self, const std::vector<gateway_call_request>& calls
           base.refund = r.refund;
           if (r.error)
             base.failure = *r.error;
-          process(self, std::move(base), std::nullopt);
+          process(self, std::move(base), std::nullopt, true);
         },
         [self, base](caf::error& e) mutable {
           --self->state.calls_in_flight;
           base.failure = make_error(errc::unavailable,
                                     "gateway actor: " + to_string(e));
-          process(self, std::move(base), std::nullopt);
+          process(self, std::move(base), std::nullopt, true);
         });
   }
 }
@@ -143,8 +146,38 @@ void answer(std::optional<caf::response_promise>& reply, command_reply r) {
     reply->deliver(std::move(r));
 }
 
+/// What follows a commit attempt of `d`: adopt the new state and issue the
+/// calls, or (failure) forget the cached state and retry an input nobody
+/// waits for when the store was merely unavailable.
+void committed(sub_actor* self, subscription_decision&& d,
+               std::optional<caf::response_promise>& reply,
+               const commit_reply& r, subscription_input& in, bool retry) {
+  auto& s = self->state;
+  if (!r.ok()) {
+    bump(&runtime_counters::commit_failures, s.ctx);
+    s.loaded = false; // re-read before the next input
+    if (retry && r.error->code == errc::unavailable) {
+      spdlog::debug("event=commit_retry tenant={} subscription={} error={}",
+                    s.tenant.value, s.id.value, r.error->detail);
+      retry_later(self, std::move(in));
+      answer(reply, command_reply{*r.error, s.agg.sub});
+      return;
+    }
+    spdlog::warn("event=commit_failed tenant={} subscription={} error={}",
+                 s.tenant.value, s.id.value, r.error->detail);
+    answer(reply, command_reply{*r.error, s.agg.sub});
+    return;
+  }
+  s.retry_backoff_ms = 0;
+  bump(&runtime_counters::commits, s.ctx);
+  count_sagas(s.ctx, d.work);
+  s.agg = std::move(d.next);
+  answer(reply, command_reply{std::nullopt, s.agg.sub});
+  issue_calls(self, d.calls);
+}
+
 void process(sub_actor* self, subscription_input in,
-             std::optional<caf::response_promise> reply) {
+             std::optional<caf::response_promise> reply, bool retry) {
   auto& s = self->state;
   bump(&runtime_counters::inputs, s.ctx);
   if (!s.loaded)
@@ -160,7 +193,12 @@ void process(sub_actor* self, subscription_input in,
                                 {}});
     return;
   }
-  auto d = handle(s.agg, s.tenant, s.id, in, *env, s.ctx->clk->now(), *s.gen);
+  // A generator per input, derived from (seed, subscription, version): the
+  // draws replay whatever the actor's history of activations was.
+  std::uint64_t mix = s.ctx->seed ^ std::hash<std::string>{}(s.key);
+  rng::splitmix64(mix);
+  rng gen{rng::splitmix64(mix) ^ static_cast<std::uint64_t>(s.agg.sub.version)};
+  auto d = handle(s.agg, s.tenant, s.id, in, *env, s.ctx->clk->now(), gen);
   if (!d) {
     bump(&runtime_counters::rejected, s.ctx);
     answer(reply, command_reply{d.error(), s.agg.sub});
@@ -172,48 +210,32 @@ void process(sub_actor* self, subscription_input in,
     issue_calls(self, d->calls);
     return;
   }
+  if (s.ctx->commit_in_actor) {
+    // The store's commits never wait on I/O (in-memory): commit here, with
+    // no round trip through the writer actor.
+    auto r = commit_reply::from(s.ctx->db->commit(d->work));
+    committed(self, std::move(*d), reply, r, in, retry);
+    return;
+  }
   auto pending = std::make_shared<subscription_decision>(std::move(*d));
   auto work = pending->work; // a copy travels; the decision stays here
   std::shared_ptr<subscription_input> again;
-  if (!reply)
+  if (retry)
     again = std::make_shared<subscription_input>(std::move(in));
   // await: nothing else for this subscription runs until the commit is known.
   self->request(s.writer, caf::infinite, commit_atom::value, std::move(work))
     .await(
       [self, pending, reply, again](commit_reply& r) mutable {
-        auto& s = self->state;
-        if (!r.ok()) {
-          bump(&runtime_counters::commit_failures, s.ctx);
-          s.loaded = false; // re-read before the next input
-          if (again && r.error->code == errc::unavailable) {
-            spdlog::debug("event=commit_retry tenant={} subscription={} error={}",
-                          s.tenant.value, s.id.value, r.error->detail);
-            retry_later(self, std::move(*again));
-            return;
-          }
-          spdlog::warn("event=commit_failed tenant={} subscription={} error={}",
-                       s.tenant.value, s.id.value, r.error->detail);
-          answer(reply, command_reply{*r.error, s.agg.sub});
-          return;
-        }
-        s.retry_backoff_ms = 0;
-        bump(&runtime_counters::commits, s.ctx);
-        count_sagas(s.ctx, pending->work);
-        s.agg = std::move(pending->next);
-        answer(reply, command_reply{std::nullopt, s.agg.sub});
-        issue_calls(self, pending->calls);
+        subscription_input none;
+        committed(self, std::move(*pending), reply, r, again ? *again : none,
+                  again != nullptr);
       },
-      [self, reply, again](caf::error& e) mutable {
-        auto& s = self->state;
-        bump(&runtime_counters::commit_failures, s.ctx);
-        s.loaded = false;
-        if (again) {
-          retry_later(self, std::move(*again));
-          return;
-        }
-        answer(reply, command_reply{make_error(errc::unavailable,
-                                               "store writer: " + to_string(e)),
-                                    s.agg.sub});
+      [self, pending, reply, again](caf::error& e) mutable {
+        commit_reply r;
+        r.error = make_error(errc::unavailable, "store writer: " + to_string(e));
+        subscription_input none;
+        committed(self, std::move(*pending), reply, r, again ? *again : none,
+                  again != nullptr);
       });
 }
 
@@ -238,8 +260,6 @@ caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
   s.registry = std::move(registry);
   s.writer = std::move(writer);
   s.gateway = std::move(gateway);
-  s.gen = std::make_unique<rng>(ctx->seed
-                                ^ std::hash<std::string>{}(s.key));
   if (ctx->counters != nullptr)
     ctx->counters->live_actors.fetch_add(1, std::memory_order_relaxed);
   self->attach_functor([ctx] {
@@ -250,11 +270,16 @@ caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
     [self](subscription_command& c) {
       touched(self);
       auto rp = self->make_response_promise();
-      process(self, std::move(c.input), rp);
+      process(self, std::move(c.input), rp, false);
     },
     [self](timer_due_atom, claimed_timer& t) {
       touched(self);
-      process(self, sub_in::timer_due{std::move(t.timer)}, std::nullopt);
+      // Answered after the commit when asked (the timer service's flow
+      // control sends timers as requests); a plain send expects nothing.
+      std::optional<caf::response_promise> rp;
+      if (self->current_message_id().is_request())
+        rp = self->make_response_promise();
+      process(self, sub_in::timer_due{std::move(t.timer)}, rp, true);
     },
     [self](activate_atom) {
       // Recovery: load, and re-issue what was in flight under the same keys.
@@ -274,7 +299,7 @@ caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
         return;
       auto in = std::move(s.retries.front());
       s.retries.erase(s.retries.begin());
-      process(self, std::move(in), std::nullopt);
+      process(self, std::move(in), std::nullopt, true);
     },
     [self](idle_atom, std::uint64_t gen) {
       auto& s = self->state;
@@ -346,11 +371,15 @@ caf::behavior registry(registry_actor* self, const runtime_context* ctx,
           || !p["subscription"].is_string()) {
         spdlog::warn("event=timer_unroutable tenant={} timer={}",
                      t.tenant.value, t.timer.id);
+        if (self->current_message_id().is_request())
+          self->make_response_promise().deliver(command_reply{
+            make_error(errc::invalid_argument, "timer without subscription"),
+            {}});
         return;
       }
       subscription_id sub{p["subscription"].get<std::string>()};
       auto& e = entry_for(self, t.tenant, sub);
-      self->send(e.actor, a, std::move(t));
+      self->delegate(e.actor, a, std::move(t));
     },
     [self](passivate_atom, const std::string& key, std::uint64_t received) {
       auto& st = self->state;

@@ -1,5 +1,8 @@
 #include "actors/timer_service_impl.hpp"
 
+#include "actors/subscription_actor_impl.hpp" // command_reply, the answer
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <utility>
@@ -36,14 +39,55 @@ struct drain_outcome {
   bool failed = false;  // a claim failed
 };
 
+/// How many timers one claim may take: the batch limit, less what the
+/// in-flight window has no room for.
+std::size_t window_room(const timer_service_state& s) {
+  if (s.cfg.max_in_flight == 0)
+    return s.cfg.claim_batch_limit;
+  const auto used = static_cast<std::size_t>(s.stats.in_flight);
+  if (used >= s.cfg.max_in_flight)
+    return 0;
+  return std::min(s.cfg.claim_batch_limit, s.cfg.max_in_flight - used);
+}
+
+drain_outcome drain(timer_service_actor* self);
+void arm_poll(timer_service_actor* self, bool at_once);
+
+/// An answer (or its absence) freed a slot of the window: claim again once
+/// half of the window is free, so that claims stay batched.
+void slot_freed(timer_service_actor* self) {
+  auto& s = self->state;
+  --s.stats.in_flight;
+  if (s.stats.in_flight == s.cfg.max_in_flight / 2) {
+    const drain_outcome d = drain(self);
+    arm_poll(self, d.backlog);
+  }
+}
+
+void deliver(timer_service_actor* self, claimed_timer t) {
+  auto& s = self->state;
+  if (s.cfg.max_in_flight == 0) {
+    self->send(s.target, timer_due_atom::value, std::move(t));
+    return;
+  }
+  ++s.stats.in_flight;
+  self->request(s.target, std::chrono::seconds{s.cfg.lease_s},
+                timer_due_atom::value, std::move(t))
+    .then([self](const command_reply&) { slot_freed(self); },
+          [self](caf::error&) { slot_freed(self); });
+}
+
 /// One claim_due_timers call; sends each claimed timer to the target in the
 /// order the store returned them (oldest due first). Returns the number
 /// claimed, or -1 when the store failed.
 std::int64_t claim_once(timer_service_actor* self) {
   auto& s = self->state;
   ++s.stats.polls;
-  auto claimed = s.st->claim_due_timers(s.clk->now(), s.cfg.claim_batch_limit,
-                                        s.cfg.lease_s, s.cfg.claimer);
+  const std::size_t room = window_room(s);
+  if (room == 0)
+    return 0;
+  auto claimed = s.st->claim_due_timers(s.clk->now(), room, s.cfg.lease_s,
+                                        s.cfg.claimer);
   if (!claimed) {
     ++s.stats.errors;
     spdlog::warn("timer_service claimer={} event=claim_failed error={} "
@@ -53,7 +97,7 @@ std::int64_t claim_once(timer_service_actor* self) {
     return -1;
   }
   for (claimed_timer& t : *claimed)
-    self->send(s.target, timer_due_atom::value, std::move(t));
+    deliver(self, std::move(t));
   const auto n = static_cast<std::int64_t>(claimed->size());
   s.stats.delivered += static_cast<std::uint64_t>(n);
   return n;
@@ -72,6 +116,8 @@ drain_outcome drain(timer_service_actor* self) {
       return out;
     }
     out.delivered += static_cast<std::uint64_t>(n);
+    if (window_room(self->state) == 0)
+      return out; // the answers resume the draining (slot_freed)
     if (n < full)
       return out;
   }

@@ -37,6 +37,15 @@ struct timer_service_config {
   /// claim_batch_limit timers); a backlog beyond that is picked up by the
   /// next poll, which then comes at once instead of after the interval.
   std::size_t drain_rounds_max = 1000;
+  /// Flow control: the most delivered timers whose owner has not answered
+  /// yet (0: no limit; timers are then plain sends that expect no answer).
+  /// With a limit the service sends each timer as a request, the owner
+  /// answers once the timer's unit of work is committed (or failed), and the
+  /// service claims only while fewer than this many are unanswered. A burst
+  /// (every renewal of the month due at midnight) then activates a bounded
+  /// number of owners at a time instead of all of them at once. An owner
+  /// that never answers frees its slot after lease_s.
+  std::size_t max_in_flight = 0;
 };
 
 /// Counters since the service started.
@@ -44,6 +53,7 @@ struct timer_service_stats {
   std::uint64_t polls = 0;     // claim_due_timers calls
   std::uint64_t delivered = 0; // timers sent to the target (re-deliveries too)
   std::uint64_t errors = 0;    // claim_due_timers calls that failed
+  std::uint64_t in_flight = 0; // delivered, not answered (max_in_flight > 0)
 };
 
 } // namespace recur

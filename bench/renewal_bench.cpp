@@ -45,7 +45,7 @@ struct options {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "renewal_bench: %s\nusage: renewal_bench [--store memory|pg] "
-               "[--db conninfo] [--n N] [--writer group|inline] [--threads T] "
+               "[--db conninfo] [--n N] [--writer group|inline|actor] [--threads T] "
                "[--timeout-s S]\n",
                why);
   std::exit(2);
@@ -168,14 +168,17 @@ int main(int argc, char** argv) {
     return t == tenant ? &env : nullptr;
   };
   ctx.idle_passivation_ms = 0;
+  ctx.commit_in_actor = o.writer == "actor";
   ctx.counters = &counters;
 
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", o.threads);
+  if (const char* pol = std::getenv("RENEWAL_POLICY"))
+    cfg.set("scheduler.policy", caf::atom_from_string(pol));
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
   store_writer_config wc;
-  wc.mode = o.writer == "inline" ? store_writer_mode::inline_commit
+  wc.mode = o.writer != "group" ? store_writer_mode::inline_commit
                                  : store_writer_mode::group_commit;
   wc.group.queue_limit_units = 1u << 20; // room for every renewal at once
   auto writer = spawn_store_writer(sys, *st, wc);
@@ -190,10 +193,39 @@ int main(int argc, char** argv) {
   tc.claim_batch_limit = 1000;
   tc.lease_s = 600;
   tc.claimer = "bench";
+  if (const char* w = std::getenv("RENEWAL_WINDOW"))
+    tc.max_in_flight = std::stoul(w);
   auto timers = spawn_timer_service(sys, *st, clk, registry, tc);
 
   bool done = false;
+  const bool progress = std::getenv("RENEWAL_PROGRESS") != nullptr;
+  double next_report = 1.0;
   while (seconds_since(start) < static_cast<double>(o.timeout_s)) {
+    if (progress && seconds_since(start) >= next_report) {
+      std::fprintf(stderr, "t=%.0fs completed=%llu commits=%llu calls=%llu inputs=%llu live=%lld\n",
+                   next_report,
+                   static_cast<unsigned long long>(counters.sagas_completed.load()),
+                   static_cast<unsigned long long>(counters.commits.load()),
+                   static_cast<unsigned long long>(counters.gateway_calls.load()),
+                   static_cast<unsigned long long>(counters.inputs.load()),
+                   static_cast<long long>(counters.live_actors.load()));
+      caf::scoped_actor probe{sys};
+      probe->request(timers, std::chrono::seconds(5), stats_atom::value)
+        .receive([](const timer_service_stats& ts) {
+                   std::fprintf(stderr, "  timers delivered=%llu polls=%llu\n",
+                                static_cast<unsigned long long>(ts.delivered),
+                                static_cast<unsigned long long>(ts.polls));
+                 },
+                 [](caf::error&) {});
+      probe->request(registry, std::chrono::seconds(5), stats_atom::value)
+        .receive([](const registry_stats& rs) {
+                   std::fprintf(stderr, "  registry forwarded=%llu actors=%lld\n",
+                                static_cast<unsigned long long>(rs.forwarded),
+                                static_cast<long long>(rs.actors));
+                 },
+                 [](caf::error&) {});
+      next_report += 1.0;
+    }
     if (counters.sagas_completed.load() >= static_cast<std::uint64_t>(o.n)) {
       done = true;
       break;

@@ -5,15 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sagas/json_writer.hpp"
+
 namespace recur {
 
 namespace {
 
 using nlohmann::json;
-
-json period_json(const billing_period& p) {
-  return json{{"start", p.start.unix_s}, {"end", p.end.unix_s}};
-}
 
 billing_period period_from(const json& j) {
   return billing_period{instant{j.at("start").get<std::int64_t>()},
@@ -53,56 +51,79 @@ Enum enum_from(const std::string& s, const std::array<Enum, N>& all) {
 } // namespace
 
 std::string to_json(const subscription_state& s) {
-  json open = json::array();
-  for (const auto& i : s.open_invoices)
-    open.push_back({{"id", i.id.value},
-                    {"version", i.version},
-                    {"amount_due", i.amount_due_minor},
-                    {"net", i.net_minor},
-                    {"tax", i.tax_minor},
-                    {"attempts", i.attempts},
-                    {"collecting_saga", i.collecting_saga},
-                    {"period_start", i.period_start.unix_s},
-                    {"period_end", i.period_end.unix_s}});
-  json j{{"tenant", s.tenant.value},
-         {"id", s.id.value},
-         {"customer", s.customer.value},
-         {"plan", s.plan.value},
-         {"plan_version", s.plan_version},
-         {"quantity", s.quantity},
-         {"currency", s.currency},
-         {"payment_method", s.payment_method},
-         {"status", to_string(s.life.status)},
-         {"cancel_at_period_end", s.life.cancel_at_period_end},
-         {"cancel_reason", to_string(s.life.cancel)},
-         {"pause_reason", to_string(s.life.pause)},
-         {"interval", {{"unit", unit_name(s.interval.unit)},
-                       {"count", s.interval.count}}},
-         {"anchor", s.anchor.unix_s},
-         {"period", period_json(s.period)},
-         {"entitled", s.entitled},
-         {"credit", s.credit_minor},
-         {"open_invoices", open},
-         {"sagas", s.sagas},
-         {"saga_seq", s.saga_seq},
-         {"version", s.version},
-         {"created_at", s.created_at.unix_s},
-         {"updated_at", s.updated_at.unix_s}};
-  if (s.trial_end)
-    j["trial_end"] = s.trial_end->unix_s;
+  // On every commit's path: written directly (keys in nlohmann's sorted
+  // order, so the text equals what a json DOM would dump).
+  std::string out;
+  out.reserve(640 + 96 * s.open_invoices.size() + 48 * s.sagas.size());
+  json_writer w{out};
+  w.begin_object()
+    .member("anchor", s.anchor.unix_s)
+    .member("cancel_at_period_end", s.life.cancel_at_period_end)
+    .member("cancel_reason", to_string(s.life.cancel))
+    .member("created_at", s.created_at.unix_s)
+    .member("credit", s.credit_minor)
+    .member("currency", s.currency)
+    .member("customer", s.customer.value)
+    .member("entitled", s.entitled)
+    .member("id", s.id.value);
+  w.key("interval").begin_object()
+    .member("count", s.interval.count)
+    .member("unit", unit_name(s.interval.unit))
+    .end_object();
   if (s.last_paid) {
     const auto& p = *s.last_paid;
-    j["last_paid"] = {{"id", p.id.value},         {"paid", p.paid_minor},
-                      {"net", p.net_minor},       {"tax", p.tax_minor},
-                      {"charge_id", p.charge_id}, {"period_start", p.period_start.unix_s},
-                      {"period_end", p.period_end.unix_s}};
+    w.key("last_paid").begin_object()
+      .member("charge_id", p.charge_id)
+      .member("id", p.id.value)
+      .member("net", p.net_minor)
+      .member("paid", p.paid_minor)
+      .member("period_end", p.period_end.unix_s)
+      .member("period_start", p.period_start.unix_s)
+      .member("tax", p.tax_minor)
+      .end_object();
   }
-  return j.dump();
+  w.key("open_invoices").begin_array();
+  for (const auto& i : s.open_invoices)
+    w.begin_object()
+      .member("amount_due", i.amount_due_minor)
+      .member("attempts", i.attempts)
+      .member("collecting_saga", i.collecting_saga)
+      .member("id", i.id.value)
+      .member("net", i.net_minor)
+      .member("period_end", i.period_end.unix_s)
+      .member("period_start", i.period_start.unix_s)
+      .member("tax", i.tax_minor)
+      .member("version", i.version)
+      .end_object();
+  w.end_array();
+  w.member("pause_reason", to_string(s.life.pause))
+    .member("payment_method", s.payment_method);
+  w.key("period").begin_object()
+    .member("end", s.period.end.unix_s)
+    .member("start", s.period.start.unix_s)
+    .end_object();
+  w.member("plan", s.plan.value)
+    .member("plan_version", s.plan_version)
+    .member("quantity", s.quantity)
+    .member("saga_seq", s.saga_seq);
+  w.key("sagas").begin_object();
+  for (const auto& [id, type] : s.sagas)
+    w.member(id, type);
+  w.end_object();
+  w.member("status", to_string(s.life.status))
+    .member("tenant", s.tenant.value);
+  if (s.trial_end)
+    w.member("trial_end", s.trial_end->unix_s);
+  w.member("updated_at", s.updated_at.unix_s)
+    .member("version", s.version)
+    .end_object();
+  return out;
 }
 
-result<subscription_state> subscription_from_json(std::string_view text) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+namespace {
+
+result<subscription_state> subscription_from_value(const json& j) {
+  if (!j.is_object())
     return make_error(errc::invalid_argument, "subscription state is not JSON");
   subscription_state s;
   try {
@@ -164,6 +185,15 @@ result<subscription_state> subscription_from_json(std::string_view text) {
   return s;
 }
 
+} // namespace
+
+result<subscription_state> subscription_from_json(std::string_view text) {
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded())
+    return make_error(errc::invalid_argument, "subscription state is not JSON");
+  return subscription_from_value(j);
+}
+
 result<subscription_state>
 subscription_from_history(const subscription_history& h) {
   if (h.version == 0)
@@ -174,7 +204,7 @@ subscription_from_history(const subscription_history& h) {
     if (j.is_discarded() || !j.contains("state"))
       return make_error(errc::invalid_argument,
                         "event payload without state");
-    auto s = subscription_from_json(j.at("state").dump());
+    auto s = subscription_from_value(j.at("state"));
     if (s)
       s->version = h.version;
     return s;

@@ -1478,8 +1478,13 @@ struct run {
     int64_t seq = v0;
     for (auto& [type, detail] : events) {
       ++seq;
-      json payload{{"detail", detail}, {"state", json::parse(state)}};
-      app.events.push_back(new_event{type, payload.dump(), now});
+      // {"detail":…,"state":…} without re-parsing the state text.
+      string payload;
+      auto detail_text = detail.dump();
+      payload.reserve(detail_text.size() + state.size() + 22);
+      payload.append("{\"detail\":").append(detail_text)
+        .append(",\"state\":").append(state).append("}");
+      app.events.push_back(new_event{type, std::move(payload), now});
       if (type != "subscription.updated") {
         detail["status"] = to_string(s.life.status);
         outbox(s.id.value + "/" + std::to_string(seq), type, detail);

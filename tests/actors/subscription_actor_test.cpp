@@ -420,5 +420,64 @@ TEST(subscription_actor_threads, refused_commits_are_retried) {
   EXPECT_EQ(w.gw.total_collected(currency::of("USD")).amount_minor(), subs * 3000);
 }
 
+/// The memory-store fast path (actors commit themselves) with the timer
+/// service's flow control: a burst of renewals larger than the window all
+/// complete, each invoice collected once, the ledger balanced.
+TEST(subscription_actor_threads, commits_in_actors_with_a_timer_window_lose_nothing) {
+  world w{0};
+  w.ctx.commit_in_actor = true;
+  constexpr int subs = 400;
+  {
+    rng gen(7);
+    for (int k = 0; k < subs; ++k) {
+      auto d = handle(subscription_aggregate{}, tenant,
+                      subscription_id{"sub_" + std::to_string(k)},
+                      sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                     "pm_card_visa", 14},
+                      w.env, t0, gen);
+      ASSERT_TRUE(d.has_value());
+      ASSERT_TRUE(w.st.commit(d->work).has_value());
+    }
+  }
+  w.clk.advance_seconds(14 * seconds_per_day);
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 2);
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  // A writer that refuses everything: nothing may go through it.
+  store_writer_config wc;
+  wc.group.queue_limit_units = 1;
+  auto writer = spawn_store_writer(sys, w.st, wc);
+  gateway_actor_config gc;
+  gc.inline_calls = true;
+  auto gateway = spawn_gateway_actor(sys, w.gw, w.clk, gc);
+  auto reg = spawn_registry(sys, &w.ctx, writer, gateway);
+  timer_service_config tc;
+  tc.poll_interval_ms = 5;
+  tc.lease_s = 3'600;
+  tc.max_in_flight = 16;
+  auto timers = spawn_timer_service(sys, w.st, w.clk, reg, tc);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (w.counters.sagas_completed.load() < static_cast<std::uint64_t>(subs)
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (auto* h : {&timers, &reg, &gateway, &writer})
+    caf::anon_send_exit(*h, caf::exit_reason::user_shutdown);
+  EXPECT_EQ(w.counters.sagas_completed.load(), static_cast<std::uint64_t>(subs));
+  EXPECT_EQ(w.counters.commit_failures.load(), 0u);
+  for (int k = 0; k < subs; ++k) {
+    auto row = w.st.get_subscription(tenant, subscription_id{"sub_" + std::to_string(k)});
+    ASSERT_TRUE(row.has_value());
+    EXPECT_EQ(row->status, "active") << k;
+  }
+  EXPECT_EQ(w.gw.total_collected(currency::of("USD")).amount_minor(), subs * 3000);
+  auto bal = w.st.ledger_balances(tenant);
+  ASSERT_TRUE(bal.has_value());
+  std::int64_t sum = 0;
+  for (const auto& b : *bal)
+    sum += b.balance_minor;
+  EXPECT_EQ(sum, 0) << "the ledger does not balance";
+}
+
 } // namespace
 } // namespace recur

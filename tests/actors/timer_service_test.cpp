@@ -4,6 +4,7 @@
 // cancelled timers, its own polling (with superseded polls), store errors.
 
 #include "actors/store_writer_impl.hpp"
+#include "actors/subscription_actor_impl.hpp" // command_reply
 #include "actors/timer_service_impl.hpp"
 #include "domain/clock.hpp"
 #include "forwarding_store.hpp"
@@ -377,3 +378,73 @@ TEST_F(timer_service_test,
 }
 
 } // namespace
+
+// -- flow control (max_in_flight) ----------------------------------------------
+
+using answer_atom = caf::atom_constant<caf::atom("answer")>;
+
+/// Holds every timer request unanswered until told to answer some of them.
+struct holding_log {
+  std::vector<std::string> delivered;
+  std::vector<caf::response_promise> held;
+};
+
+caf::behavior holding_target(caf::event_based_actor* self, holding_log* log) {
+  return {
+    [=](timer_due_atom, const claimed_timer& t) {
+      log->delivered.push_back(t.timer.id);
+      log->held.push_back(self->make_response_promise());
+    },
+    [=](answer_atom, std::uint64_t n) {
+      for (; n > 0 && !log->held.empty(); --n) {
+        log->held.front().deliver(command_reply{});
+        log->held.erase(log->held.begin());
+      }
+    },
+  };
+}
+
+TEST_F(timer_service_test,
+       with_a_window_at_most_that_many_timers_are_unanswered_and_answers_resume_delivery) {
+  std::vector<timer_record> due;
+  for (int i = 0; i < 10; ++i)
+    due.push_back(make_timer("sub_" + std::to_string(i) + "/period_end",
+                             "sub_" + std::to_string(i), "period_end",
+                             t0.plus_seconds(60 + i)));
+  schedule(tenant_a, due);
+  holding_log held;
+  auto holder = sys.spawn(holding_target, &held);
+  clk.set(t0.plus_seconds(3600));
+  timer_service_config c;
+  c.poll_interval_ms = 0;
+  c.claim_batch_limit = 1000;
+  c.max_in_flight = 4;
+  c.lease_s = 600;
+  service = spawn_timer_service(sys, st, clk, holder, c);
+  run();
+  EXPECT_EQ(tick(), 4u); // the window is full after 4
+  EXPECT_EQ(held.delivered.size(), 4u);
+  EXPECT_EQ(stats().in_flight, 4u);
+  EXPECT_EQ(tick(), 0u); // no room: nothing claimed
+  // One answer leaves 3 unanswered: above half the window, no claim yet.
+  self->send(holder, answer_atom::value, std::uint64_t{1});
+  run();
+  EXPECT_EQ(held.delivered.size(), 4u);
+  // Down to half (2 unanswered): the service claims at once, up to the window.
+  self->send(holder, answer_atom::value, std::uint64_t{1});
+  run();
+  EXPECT_EQ(held.delivered.size(), 6u);
+  EXPECT_EQ(stats().in_flight, 4u);
+  for (int round = 0; round < 10 && held.delivered.size() < 10; ++round) {
+    self->send(holder, answer_atom::value, std::uint64_t{4});
+    run();
+  }
+  // Every timer once, in due order.
+  ASSERT_EQ(held.delivered.size(), 10u);
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(held.delivered[static_cast<std::size_t>(i)], due[static_cast<std::size_t>(i)].id);
+  self->send(holder, answer_atom::value, std::uint64_t{10});
+  run();
+  EXPECT_EQ(stats().in_flight, 0u);
+  caf::anon_send_exit(holder, caf::exit_reason::user_shutdown);
+}
