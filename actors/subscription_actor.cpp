@@ -35,6 +35,14 @@ void bump(std::atomic<std::uint64_t> runtime_counters::*field,
     (ctx->counters->*field).fetch_add(n, std::memory_order_relaxed);
 }
 
+/// Inputs, gateway calls and retries that are under way: the registry counts
+/// a forwarded message, issue_calls a call, retry_later a retry; each ends in
+/// exactly one `answer` (or the end of an activation).
+void gauge(const runtime_context* ctx, std::int64_t delta) {
+  if (ctx->counters != nullptr)
+    ctx->counters->in_progress.fetch_add(delta, std::memory_order_acq_rel);
+}
+
 // -- the subscription actor ---------------------------------------------------
 
 struct sub_state {
@@ -88,6 +96,7 @@ void issue_calls(sub_actor* self, const std::vector<gateway_call_request>& calls
                           ? gateway_call::make_resolve(*c.charge)
                           : gateway_call::make_charge(*c.charge);
     ++s.calls_in_flight;
+    gauge(s.ctx, +1);
     bump(&runtime_counters::gateway_calls, s.ctx);
     sub_in::gateway_done base;
     base.saga = c.saga;
@@ -135,15 +144,19 @@ void count_sagas(const runtime_context* ctx, const unit_of_work& w) {
 /// A failed commit of an input nobody waits for: try it again later.
 void retry_later(sub_actor* self, subscription_input in) {
   auto& s = self->state;
+  gauge(s.ctx, +1);
   s.retries.push_back(std::move(in));
   s.retry_backoff_ms = std::clamp<std::int64_t>(s.retry_backoff_ms * 2, 20, 1'000);
   self->delayed_send(self, std::chrono::milliseconds(s.retry_backoff_ms),
                      retry_atom::value);
 }
 
-void answer(std::optional<caf::response_promise>& reply, command_reply r) {
+/// The end of one input: answer whoever waits, and count it done.
+void answer(sub_actor* self, std::optional<caf::response_promise>& reply,
+            command_reply r) {
   if (reply)
     reply->deliver(std::move(r));
+  gauge(self->state.ctx, -1);
 }
 
 /// What follows a commit attempt of `d`: adopt the new state and issue the
@@ -160,19 +173,19 @@ void committed(sub_actor* self, subscription_decision&& d,
       spdlog::debug("event=commit_retry tenant={} subscription={} error={}",
                     s.tenant.value, s.id.value, r.error->detail);
       retry_later(self, std::move(in));
-      answer(reply, command_reply{*r.error, s.agg.sub});
+      answer(self, reply, command_reply{*r.error, s.agg.sub});
       return;
     }
     spdlog::warn("event=commit_failed tenant={} subscription={} error={}",
                  s.tenant.value, s.id.value, r.error->detail);
-    answer(reply, command_reply{*r.error, s.agg.sub});
+    answer(self, reply, command_reply{*r.error, s.agg.sub});
     return;
   }
   s.retry_backoff_ms = 0;
   bump(&runtime_counters::commits, s.ctx);
   count_sagas(s.ctx, d.work);
   s.agg = std::move(d.next);
-  answer(reply, command_reply{std::nullopt, s.agg.sub});
+  answer(self, reply, command_reply{std::nullopt, s.agg.sub});
   issue_calls(self, d.calls);
 }
 
@@ -184,12 +197,12 @@ void process(sub_actor* self, subscription_input in,
     if (auto st = load(self); !st) {
       spdlog::warn("event=activation_failed tenant={} subscription={} error={}",
                    s.tenant.value, s.id.value, st.error().detail);
-      answer(reply, command_reply{st.error(), {}});
+      answer(self, reply, command_reply{st.error(), {}});
       return;
     }
   const auto* env = s.ctx->env_for(s.tenant);
   if (env == nullptr) {
-    answer(reply, command_reply{make_error(errc::not_found, "unknown tenant"),
+    answer(self, reply, command_reply{make_error(errc::not_found, "unknown tenant"),
                                 {}});
     return;
   }
@@ -198,15 +211,19 @@ void process(sub_actor* self, subscription_input in,
   std::uint64_t mix = s.ctx->seed ^ std::hash<std::string>{}(s.key);
   rng::splitmix64(mix);
   rng gen{rng::splitmix64(mix) ^ static_cast<std::uint64_t>(s.agg.sub.version)};
-  auto d = handle(s.agg, s.tenant, s.id, in, *env, s.ctx->clk->now(), gen);
+  clock* clk = s.ctx->clk;
+  if (s.ctx->clock_for)
+    if (clock* own = s.ctx->clock_for(s.tenant); own != nullptr)
+      clk = own;
+  auto d = handle(s.agg, s.tenant, s.id, in, *env, clk->now(), gen);
   if (!d) {
     bump(&runtime_counters::rejected, s.ctx);
-    answer(reply, command_reply{d.error(), s.agg.sub});
+    answer(self, reply, command_reply{d.error(), s.agg.sub});
     return;
   }
   if (d->work.empty()) {
     s.agg = std::move(d->next);
-    answer(reply, command_reply{std::nullopt, s.agg.sub});
+    answer(self, reply, command_reply{std::nullopt, s.agg.sub});
     issue_calls(self, d->calls);
     return;
   }
@@ -285,13 +302,12 @@ caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
       // Recovery: load, and re-issue what was in flight under the same keys.
       touched(self);
       auto& s = self->state;
-      if (!s.loaded) {
-        if (auto st = load(self); !st)
-          return;
+      if (!s.loaded && load(self)) {
         const auto* env = s.ctx->env_for(s.tenant);
         if (env != nullptr)
           issue_calls(self, resume_calls(s.agg, *env));
       }
+      gauge(s.ctx, -1);
     },
     [self](retry_atom) {
       auto& s = self->state;
@@ -352,6 +368,7 @@ registry_state::entry& entry_for(registry_actor* self, const tenant_id& t,
   }
   ++it->second.forwarded;
   ++st.forwarded;
+  gauge(st.ctx, +1); // ended by the actor's answer (or its activation)
   return it->second;
 }
 

@@ -43,6 +43,10 @@ struct runtime_counters {
   std::atomic<std::uint64_t> sagas_completed{0};
   std::atomic<std::uint64_t> sagas_compensated{0};
   std::atomic<std::uint64_t> sagas_failed{0};
+  /// Inputs forwarded to subscription actors, gateway calls and retries not
+  /// finished yet: 0 when the runtime has settled (nothing left to do until a
+  /// timer falls due or a command arrives).
+  std::atomic<std::int64_t> in_progress{0};
 };
 
 /// What every subscription actor shares; outlives the actor system.
@@ -61,6 +65,9 @@ struct runtime_context {
   /// I/O (the in-memory store): it saves two messages and a serialisation
   /// point per commit. Commits stay serialised per subscription either way.
   bool commit_in_actor = false;
+  /// Optional: a tenant's own clock (test-mode tenants run on a test clock);
+  /// nullptr from it, or no function, means `clk`.
+  std::function<clock*(const tenant_id&)> clock_for;
 };
 
 /// A command (or any input) for one subscription.
