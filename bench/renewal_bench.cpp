@@ -4,8 +4,14 @@
 // subscription actors → store writer → gateway actor → back), with the
 // in-memory store or the durable PostgreSQL store.
 //
-//   renewal_bench --store memory --n 100000
+//   renewal_bench --store memory --n 100000 --writer actor
 //   renewal_bench --store pg --db "<conninfo>" --n 100000
+//
+// --writer: group (commits through the group-commit writer; the durable
+// setting), inline (through the writer actor, committed in its handler) or
+// actor (each subscription actor commits itself; in-memory store only).
+// --window: how many delivered timers may be unanswered at once (the timer
+// service's flow control; 0 = all at once).
 //
 // Set-up (not measured): N subscriptions created directly through the engine
 // with a 30-day trial, so that all N trial_end timers fall due together; the
@@ -39,13 +45,15 @@ struct options {
   std::int64_t n = 100'000;
   std::string writer = "group";
   int threads = 2;
+  std::size_t window = 4000; // timer service max_in_flight; 0: unbounded
+  std::size_t pool = 4;      // PostgreSQL connections
   std::int64_t timeout_s = 600;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "renewal_bench: %s\nusage: renewal_bench [--store memory|pg] "
-               "[--db conninfo] [--n N] [--writer group|inline|actor] [--threads T] "
+               "[--db conninfo] [--n N] [--writer group|inline|actor] [--window W] [--pool P] [--threads T] "
                "[--timeout-s S]\n",
                why);
   std::exit(2);
@@ -68,6 +76,10 @@ options parse(int argc, char** argv) {
       o.n = std::stoll(next());
     else if (a == "--writer")
       o.writer = next();
+    else if (a == "--pool")
+      o.pool = std::stoul(next());
+    else if (a == "--window")
+      o.window = std::stoul(next());
     else if (a == "--threads")
       o.threads = std::stoi(next());
     else if (a == "--timeout-s")
@@ -85,6 +97,10 @@ options parse(int argc, char** argv) {
   }
   if (o.n < 1)
     usage("--n must be >= 1");
+  if (o.writer != "group" && o.writer != "inline" && o.writer != "actor")
+    usage("--writer must be group, inline or actor");
+  if (o.writer == "actor" && o.store != "memory")
+    usage("--writer actor needs --store memory (commits would block actors)");
   return o;
 }
 
@@ -106,7 +122,7 @@ int main(int argc, char** argv) {
   } else {
     pg_store_config cfg;
     cfg.conninfo = o.db;
-    cfg.pool_size = 4;
+    cfg.pool_size = o.pool;
     auto opened = open_pg_store(cfg);
     if (!opened) {
       std::fprintf(stderr, "renewal_bench: %s\n", opened.error().detail.c_str());
@@ -193,8 +209,7 @@ int main(int argc, char** argv) {
   tc.claim_batch_limit = 1000;
   tc.lease_s = 600;
   tc.claimer = "bench";
-  if (const char* w = std::getenv("RENEWAL_WINDOW"))
-    tc.max_in_flight = std::stoul(w);
+  tc.max_in_flight = o.window;
   auto timers = spawn_timer_service(sys, *st, clk, registry, tc);
 
   bool done = false;
@@ -240,11 +255,12 @@ int main(int argc, char** argv) {
   auto collected = gw.total_collected(currency::of("USD")).amount_minor();
   std::printf(
     "{\"bench\":\"renewal\",\"store\":\"%s\",\"writer\":\"%s\",\"n\":%lld,"
-    "\"threads\":%d,\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
+    "\"window\":%zu,\"threads\":%d,\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
     "\"sagas_per_s\":%.0f,\"commits\":%llu,\"commit_failures\":%llu,"
     "\"gateway_calls\":%llu,\"collected_minor\":%lld,\"expected_minor\":%lld,"
     "\"done\":%s}\n",
-    o.store.c_str(), o.writer.c_str(), static_cast<long long>(o.n), o.threads,
+    o.store.c_str(), o.writer.c_str(), static_cast<long long>(o.n), o.window,
+    o.threads,
     setup_s, run_s,
     static_cast<unsigned long long>(counters.sagas_completed.load()),
     static_cast<double>(counters.sagas_completed.load()) / run_s,

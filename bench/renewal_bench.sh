@@ -21,6 +21,7 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DRECUR_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD_DIR" --target renewal_bench >&2
 
+"$BUILD_DIR/bench/renewal_bench" --store memory --n "$N" --writer actor
 "$BUILD_DIR/bench/renewal_bench" --store memory --n "$N" --writer inline
 "$BUILD_DIR/bench/renewal_bench" --store memory --n "$N" --writer group
 

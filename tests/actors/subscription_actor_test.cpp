@@ -22,6 +22,7 @@
 #include "actors/timer_service_impl.hpp"
 #include "gateways/sandbox_gateway.hpp"
 #include "persistence/memory_store.hpp"
+#include "../sagas/billing_harness.hpp" // the §9 invariant checker
 
 namespace recur {
 namespace {
@@ -226,6 +227,8 @@ TEST(subscription_actor, dunning_suspension_and_recovery_after_a_crash) {
     EXPECT_EQ(invoice_statuses(w), std::vector<std::string>{"paid"});
     for (const auto& c : w.gw.charges())
       EXPECT_LE(w.gw.times_collected(c.idempotency_key), 1);
+    EXPECT_EQ(testing::check_invariants(w.st, tenant, w.gw),
+              std::vector<std::string>{});
   }
 }
 
@@ -362,6 +365,8 @@ TEST(subscription_actor_threads, many_subscriptions_lose_nothing) {
     ASSERT_TRUE(h.has_value());
     EXPECT_EQ(h->version, 1 + commands) << k;
   }
+  EXPECT_EQ(testing::check_invariants(t.w.st, tenant, t.w.gw),
+            std::vector<std::string>{});
 }
 
 } // namespace
@@ -418,6 +423,8 @@ TEST(subscription_actor_threads, refused_commits_are_retried) {
     EXPECT_EQ(row->status, "active") << k;
   }
   EXPECT_EQ(w.gw.total_collected(currency::of("USD")).amount_minor(), subs * 3000);
+  EXPECT_EQ(testing::check_invariants(w.st, tenant, w.gw),
+            std::vector<std::string>{});
 }
 
 /// The memory-store fast path (actors commit themselves) with the timer
@@ -477,6 +484,8 @@ TEST(subscription_actor_threads, commits_in_actors_with_a_timer_window_lose_noth
   for (const auto& b : *bal)
     sum += b.balance_minor;
   EXPECT_EQ(sum, 0) << "the ledger does not balance";
+  EXPECT_EQ(testing::check_invariants(w.st, tenant, w.gw),
+            std::vector<std::string>{});
 }
 
 } // namespace

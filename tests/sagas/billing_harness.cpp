@@ -317,12 +317,51 @@ std::vector<std::string> billing_harness::gateway_keys() const {
 
 // -- invariants ---------------------------------------------------------------
 
-std::vector<std::string> check_invariants(billing_harness& h) {
-  std::vector<std::string> breaches;
-  auto& gw = h.gateway();
-  // No invoice collected twice (charge keys are <invoice>/attempt-<n>).
+namespace {
+
+std::vector<invoice_record> all_invoices(store& db, const tenant_id& t,
+                                         const subscription_id& sub) {
+  std::vector<invoice_record> out;
+  std::string cursor;
+  do {
+    auto pg = db.list_invoices(t, sub, cursor, 200);
+    if (!pg)
+      break;
+    out.insert(out.end(), pg->items.begin(), pg->items.end());
+    cursor = pg->next_cursor;
+  } while (!cursor.empty());
+  return out;
+}
+
+std::vector<saga_record> all_sagas(store& db, const tenant_id& t) {
+  std::vector<saga_record> out;
+  std::string cursor;
+  do {
+    auto pg = db.list_sagas(t, saga_filter{}, cursor, 200);
+    if (!pg)
+      break;
+    out.insert(out.end(), pg->items.begin(), pg->items.end());
+    cursor = pg->next_cursor;
+  } while (!cursor.empty());
+  return out;
+}
+
+std::int64_t cash_balance(store& db, const tenant_id& t, const char* cur) {
+  auto b = db.ledger_balances(t);
+  if (!b)
+    return 0;
+  for (const auto& x : *b)
+    if (x.account_name == account::cash && x.currency == cur)
+      return x.balance_minor;
+  return 0;
+}
+
+/// "No invoice collected twice" over a set of charge keys
+/// (<invoice>/attempt-<n>).
+void check_keys(const sandbox_gateway& gw, const std::set<std::string>& keys,
+                std::vector<std::string>& breaches) {
   std::map<std::string, int> collected;
-  for (const auto& key : h.gateway_keys()) {
+  for (const auto& key : keys) {
     if (gw.times_collected(key) > 1)
       breaches.push_back("key collected twice: " + key);
     auto at = key.rfind("/attempt-");
@@ -330,8 +369,34 @@ std::vector<std::string> check_invariants(billing_harness& h) {
       if (++collected[key.substr(0, at)] > 1)
         breaches.push_back("invoice collected twice: " + key.substr(0, at));
   }
+}
+
+} // namespace
+
+std::vector<std::string> check_invariants(billing_harness& h) {
+  auto breaches = check_invariants(h.db(), h.tenant(), h.gateway());
+  auto keys = h.gateway_keys();
+  check_keys(h.gateway(), {keys.begin(), keys.end()}, breaches);
+  return breaches;
+}
+
+std::vector<std::string> check_invariants(store& db, const tenant_id& tenant,
+                                          const sandbox_gateway& gw) {
+  std::vector<std::string> breaches;
+  auto subs = db.list_subscriptions(tenant, std::nullopt, std::nullopt, "",
+                                    10'000);
+  if (!subs)
+    return {"subscriptions unreadable"};
+  // Charge keys from the stored payment attempts.
+  std::set<std::string> keys;
+  for (const auto& row : subs->items)
+    for (const auto& inv : all_invoices(db, tenant, row.id))
+      if (auto attempts = db.list_attempts(tenant, inv.id))
+        for (const auto& a : *attempts)
+          keys.insert(a.idempotency_key);
+  check_keys(gw, keys, breaches);
   // Every ledger transaction balances: so do the totals per currency.
-  auto bal = h.db().ledger_balances(h.tenant());
+  auto bal = db.ledger_balances(tenant);
   if (!bal) {
     breaches.push_back("ledger unreadable");
   } else {
@@ -344,7 +409,7 @@ std::vector<std::string> check_invariants(billing_harness& h) {
   }
   // Cash in the ledger is what the gateway collected minus refunds.
   auto usd = currency::of("USD");
-  auto cash = h.balance(account::cash);
+  auto cash = cash_balance(db, tenant, "USD");
   auto net_collected = gw.total_collected(usd).amount_minor()
                        - gw.total_refunded(usd).amount_minor();
   if (cash != net_collected)
@@ -352,13 +417,13 @@ std::vector<std::string> check_invariants(billing_harness& h) {
                        + std::to_string(net_collected));
   // Sagas end completed or compensated, or wait on a durable timer.
   std::set<std::string> live_sagas;
-  for (const auto& s : h.sagas()) {
+  for (const auto& s : all_sagas(db, tenant)) {
     if (s.status == saga_status::failed)
       breaches.push_back("saga failed: " + s.id.value);
     if (is_finished(s.status))
       continue;
     live_sagas.insert(s.id.value);
-    auto timers = h.db().list_timers(h.tenant(), s.id.value);
+    auto timers = db.list_timers(tenant, s.id.value);
     if (s.status != saga_status::waiting || !timers || timers->empty())
       breaches.push_back("saga " + s.id.value + " is "
                          + std::string{to_string(s.status)}
@@ -366,21 +431,18 @@ std::vector<std::string> check_invariants(billing_harness& h) {
   }
   // Every invoice is terminal, or owned by a live saga / the incomplete
   // expiry; and the subscription's state agrees with its invoices.
-  auto subs = h.db().list_subscriptions(h.tenant(), std::nullopt, std::nullopt,
-                                        "", 10'000);
-  if (!subs)
-    return breaches;
   for (const auto& row : subs->items) {
-    auto st = h.state(row.id);
-    if (!st) {
+    auto agg = load_subscription(db, tenant, row.id);
+    if (!agg || !agg->exists()) {
       breaches.push_back("unreadable subscription " + row.id.value);
       continue;
     }
+    const auto* st = &agg->sub;
     if (row.status != to_string(st->life.status))
       breaches.push_back("read model disagrees for " + row.id.value);
     int open = 0;
     int uncollectible = 0;
-    for (const auto& inv : h.invoices(row.id)) {
+    for (const auto& inv : all_invoices(db, tenant, row.id)) {
       if (inv.status == "uncollectible")
         ++uncollectible;
       if (inv.status != "open")
@@ -391,7 +453,7 @@ std::vector<std::string> check_invariants(billing_harness& h) {
         if (live_sagas.contains(id))
           owned = true;
       if (st->life.status == sub_status::incomplete) {
-        auto timers = h.db().list_timers(h.tenant(), row.id.value);
+        auto timers = db.list_timers(tenant, row.id.value);
         owned = owned || (timers && !timers->empty());
       }
       if (!owned)

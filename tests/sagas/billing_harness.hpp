@@ -113,4 +113,9 @@ private:
 /// an empty result means they all hold.
 std::vector<std::string> check_invariants(billing_harness& h);
 
+/// The same invariants from the store alone (charge keys from the stored
+/// payment attempts): for runs not driven by the harness, e.g. the actors.
+std::vector<std::string> check_invariants(store& db, const tenant_id& tenant,
+                                          const sandbox_gateway& gw);
+
 } // namespace recur::testing
