@@ -14,6 +14,9 @@ using std::int64_t;
 
 constexpr std::string_view retry_kind = "retry";
 constexpr std::string_view timeout_kind = "timeout";
+constexpr std::string_view compensation_retry_kind = "compensation_retry";
+/// saga data key counting the retries of the current compensation.
+constexpr const char* compensation_retries_key = "_compensation_retries";
 
 error bad_transition(const saga_state& s, std::string_view input) {
   return make_error(errc::invalid_transition,
@@ -196,6 +199,17 @@ status on(builder& b, const saga_in::timer_fired& in) {
     b.run_action(); // the next attempt, under a new key
     return {};
   }
+  if (s.timer->kind == compensation_retry_kind) {
+    // The same compensation again, under the SAME key: idempotent.
+    b.log(step_kind::compensation, b.cur().compensation, "retry",
+          s.data[compensation_retries_key]);
+    b.leave_waiting();
+    s.status = saga_status::compensating;
+    b.d.commands.emplace_back(saga_cmd::execute_compensation{
+      s.step, b.cur().compensation,
+      compensation_key(s.id, s.step, b.cur().compensation)});
+    return {};
+  }
   // A pending outcome timed out: ask again under the SAME key, so that the
   // gateway reports the first charge instead of making a second one.
   b.log(step_kind::action, b.cur().action, "timeout", s.timer->wait_kind);
@@ -213,6 +227,7 @@ status on(builder& b, const saga_in::compensation_succeeded& in) {
   if (s.status != saga_status::compensating)
     return bad_transition(s, "compensation_succeeded");
   b.log(step_kind::compensation, b.cur().compensation, "ok", in.detail);
+  s.data.erase(compensation_retries_key);
   b.compensate_below(s.step);
   return {};
 }
@@ -226,11 +241,38 @@ status on(builder& b, const saga_in::compensation_failed& in) {
   return {};
 }
 
+/// The delay before compensation retry `n` (1, 2, …): the retry policy's
+/// exponential schedule, capped at its max interval, with its jitter.
+int64_t compensation_delay_s(const retry_policy& p, int32_t n, rng& gen) {
+  retry_policy unbounded = p;
+  unbounded.max_attempts = retry_attempts_limit;
+  auto d = next_delay_s(unbounded, std::min(n, retry_attempts_limit - 1), gen);
+  return d ? *d : p.max_interval_s;
+}
+
+status on(builder& b, const saga_in::compensation_failed_retryable& in) {
+  auto& s = b.d.state;
+  if (s.status != saga_status::compensating)
+    return bad_transition(s, "compensation_failed_retryable");
+  if (auto st = validate(b.def.retry); !st)
+    return st;
+  auto& count = s.data[compensation_retries_key];
+  const int32_t n = count.empty() ? 1 : std::stoi(count) + 1;
+  count = std::to_string(n);
+  b.log(step_kind::compensation, b.cur().compensation, "failed_retryable",
+        in.reason);
+  b.arm(std::string{compensation_retry_kind}, {},
+        compensation_delay_s(b.def.retry, n, b.ctx.gen));
+  b.d.commands.emplace_back(saga_cmd::arm_timer{timer_of(s)});
+  return {};
+}
+
 status on(builder& b, const saga_in::abort_requested& in) {
   auto& s = b.d.state;
   if (s.version == 0
-      || (s.status != saga_status::running && s.status != saga_status::waiting))
-    return bad_transition(s, "abort_requested");
+      || (s.status != saga_status::running && s.status != saga_status::waiting)
+      || (s.timer && s.timer->kind == compensation_retry_kind))
+    return bad_transition(s, "abort_requested"); // an undo under way is finished first
   b.log(step_kind::action, b.cur().action, "aborted", in.reason);
   b.compensate_below(s.step);
   return {};
@@ -239,8 +281,9 @@ status on(builder& b, const saga_in::abort_requested& in) {
 status on(builder& b, const saga_in::finish_early& in) {
   auto& s = b.d.state;
   if (s.version == 0
-      || (s.status != saga_status::running && s.status != saga_status::waiting))
-    return bad_transition(s, "finish_early");
+      || (s.status != saga_status::running && s.status != saga_status::waiting)
+      || (s.timer && s.timer->kind == compensation_retry_kind))
+    return bad_transition(s, "finish_early"); // an undo under way is finished first
   b.log(step_kind::action, b.cur().action, "ended_early", in.reason);
   b.finish(saga_status::completed);
   return {};

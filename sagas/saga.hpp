@@ -111,6 +111,13 @@ struct compensation_succeeded {
 struct compensation_failed {
   std::string reason;
 };
+/// A compensation could not run for now (the gateway unavailable): it is
+/// tried again, under the same key, after a capped exponential backoff
+/// (the definition's retry policy, without its attempt limit: an undo is
+/// never given up on). The saga waits on a durable timer meanwhile.
+struct compensation_failed_retryable {
+  std::string reason;
+};
 /// Stop and undo the completed steps (e.g. payment arrived during dunning).
 struct abort_requested {
   std::string reason;
@@ -131,7 +138,8 @@ using saga_input
                  saga_in::action_failed_permanent, saga_in::action_pending,
                  saga_in::timer_fired, saga_in::compensation_succeeded,
                  saga_in::compensation_failed, saga_in::abort_requested,
-                 saga_in::finish_early>;
+                 saga_in::finish_early,
+                 saga_in::compensation_failed_retryable>;
 
 /// What the executor may use besides its arguments: the time and chance.
 struct saga_context {

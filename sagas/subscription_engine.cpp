@@ -1139,8 +1139,9 @@ struct run {
       if (comp != g.action_key)
         return {};
       if (g.failure) {
-        if (g.failure->code == errc::unavailable)
-          return {}; // re-issued at the next recovery
+        if (g.failure->code == errc::unavailable) // tried again later
+          return feed(g.saga,
+                      saga_in::compensation_failed_retryable{g.failure->detail});
         return feed(g.saga, saga_in::compensation_failed{g.failure->detail});
       }
       if (g.refund)

@@ -239,6 +239,56 @@ TEST(saga_executor, a_failed_compensation_fails_the_saga) {
 }
 
 TEST(saga_executor,
+     an_unavailable_compensation_waits_on_a_timer_and_retries_with_the_same_key) {
+  saga_definition def{"rev",
+                      {{"a", "undo_a"}, {"b", "undo_b"}},
+                      retry_policy{3600, 2000, 86'400, 3, 0}};
+  auto r = run(def, {{saga_in::start{}},
+                     {ok()},
+                     {saga_in::action_failed_permanent{"hard"}}});
+  auto s = r.states.back();
+  ASSERT_EQ(s.status, saga_status::compensating);
+  const auto first = only<saga_cmd::execute_compensation>(
+    r.decisions.back().commands).at(0);
+  EXPECT_EQ(first.name, "undo_a");
+  // Unavailable five times: the delays double from 1 h and stay capped at
+  // 1 day; never given up (more than the policy's 3 attempts).
+  std::vector<std::int64_t> delays;
+  std::int64_t at = 10;
+  for (int i = 0; i < 6; ++i) {
+    auto d = apply(def, s,
+                   {saga_in::compensation_failed_retryable{"gateway down"}, at},
+                   seed + 100 + static_cast<std::uint64_t>(i));
+    ASSERT_EQ(d.state.status, saga_status::waiting);
+    auto timers = only<saga_cmd::arm_timer>(d.commands);
+    ASSERT_EQ(timers.size(), 1u);
+    EXPECT_EQ(timers.at(0).timer.kind, "compensation_retry");
+    delays.push_back(timers.at(0).timer.due_at.unix_s - (t0.unix_s + at));
+    // Neither an abort nor an early finish interrupts an undo under way.
+    rng g{1};
+    EXPECT_FALSE(step(def, d.state, saga_in::abort_requested{"paid"},
+                      saga_context{t0, g}).has_value());
+    EXPECT_FALSE(step(def, d.state, saga_in::finish_early{"paid"},
+                      saga_context{t0, g}).has_value());
+    at = timers.at(0).timer.due_at.unix_s - t0.unix_s;
+    auto fired = apply(def, d.state,
+                       {saga_in::timer_fired{timers.at(0).timer.id}, at},
+                       seed + 200 + static_cast<std::uint64_t>(i));
+    ASSERT_EQ(fired.state.status, saga_status::compensating);
+    auto again = only<saga_cmd::execute_compensation>(fired.commands);
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again.at(0), first); // the same compensation, the same key
+    s = fired.state;
+  }
+  EXPECT_EQ(delays, (std::vector<std::int64_t>{3600, 7200, 14400, 28800,
+                                               57600, 86400}));
+  auto done = apply(def, s, {saga_in::compensation_succeeded{"voided"}, at},
+                    seed + 300);
+  EXPECT_EQ(done.state.status, saga_status::compensated);
+  EXPECT_EQ(done.state.data.count("_compensation_retries"), 0u);
+}
+
+TEST(saga_executor,
      pending_waits_on_a_timeout_timer_and_asks_again_with_the_same_key) {
   auto def = three_steps();
   auto r = run(def, {{saga_in::start{}},
