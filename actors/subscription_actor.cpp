@@ -56,7 +56,7 @@ struct sub_state {
   subscription_aggregate agg;
   bool loaded = false;
   std::uint64_t received = 0; // messages the registry forwarded to us
-  std::uint64_t idle_gen = 0;
+  bool idle_armed = false; // one idle check pending at most
   std::int64_t calls_in_flight = 0;
   /// Timers and gateway outcomes whose commit failed (the store or its
   /// writer unavailable): processed again after a backoff, so that a busy
@@ -256,13 +256,24 @@ void process(sub_actor* self, subscription_input in,
       });
 }
 
-/// After a message from the registry: re-arm the idle check.
-void touched(sub_actor* self) {
+/// Arms the idle check unless one is pending. CAF 0.17 cannot cancel a
+/// delayed message, so instead of one per message there is one per actor:
+/// it carries the count of messages seen when it was armed, and finding
+/// newer ones it arms itself again (passivation then comes between one and
+/// two idle periods after the last message).
+void arm_idle(sub_actor* self) {
   auto& s = self->state;
-  ++s.received;
-  if (s.ctx->idle_passivation_ms > 0)
-    self->delayed_send(self, std::chrono::milliseconds(s.ctx->idle_passivation_ms),
-                       idle_atom::value, ++s.idle_gen);
+  if (s.ctx->idle_passivation_ms <= 0 || s.idle_armed)
+    return;
+  s.idle_armed = true;
+  self->delayed_send(self, std::chrono::milliseconds(s.ctx->idle_passivation_ms),
+                     idle_atom::value, s.received);
+}
+
+/// After a message from the registry.
+void touched(sub_actor* self) {
+  ++self->state.received;
+  arm_idle(self);
 }
 
 caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
@@ -317,10 +328,13 @@ caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
       s.retries.erase(s.retries.begin());
       process(self, std::move(in), std::nullopt, true);
     },
-    [self](idle_atom, std::uint64_t gen) {
+    [self](idle_atom, std::uint64_t seen) {
       auto& s = self->state;
-      if (gen != s.idle_gen || s.calls_in_flight > 0 || !s.retries.empty())
+      s.idle_armed = false;
+      if (seen != s.received || s.calls_in_flight > 0 || !s.retries.empty()) {
+        arm_idle(self); // busy since: look again later (never stay forever)
         return;
+      }
       self->send(s.registry, passivate_atom::value, s.key, s.received);
     },
     [self](stop_atom) {
