@@ -15,3 +15,12 @@ recur_library(gateways_stripe
     spdlog::spdlog
     Threads::Threads
 )
+# recur::gateways_sandbox_webhooks — the sandbox's webhook sender: its events
+# as Stripe-shaped JSON, signed, POSTed to recurd over Beast, with seeded
+# duplicates, reordering, delays and forgeries (sandbox_webhooks.hpp).
+recur_library(gateways_sandbox_webhooks
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/sandbox_webhooks.cpp
+  DEPS recur::gateways recur::gateways_stripe recur::domain
+  PRIVATE_DEPS Boost::boost nlohmann_json::nlohmann_json spdlog::spdlog
+    Threads::Threads
+)
