@@ -16,9 +16,47 @@ target_sources(recur_api PRIVATE
   routes_customers.cpp
   routes_ledger.cpp
   routes_tenants.cpp
-  routes_usage.cpp)
+  routes_usage.cpp
+  tenant_env.cpp
+  test_clocks.cpp)
 target_link_libraries(recur_api
   PUBLIC recur::sagas nlohmann_json::nlohmann_json
   PRIVATE OpenSSL::Crypto)
 # recurd opens the PostgreSQL store.
 target_link_libraries(recurd PRIVATE recur::persistence)
+
+# recur::api_webhooks — POST /v1/webhooks/{gateway}/{tenant_id}: Stripe-signed
+# gateway events verified, de-duplicated (inbox) and dispatched to their
+# subscription (routes_webhooks.hpp). Its own target so that recur::api does
+# not link the actor layer; recurd registers it through extra_routes.
+recur_library(api_webhooks
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/routes_webhooks.cpp
+  DEPS recur_api recur::actors recur::gateways_stripe
+  PRIVATE_DEPS nlohmann_json::nlohmann_json spdlog::spdlog
+)
+# recur::api_events — recurd's Kafka wiring: the embedded mock cluster, the
+# publisher and the outbox relay thread behind one object (events_wiring.hpp).
+recur_library(api_events
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/events_wiring.cpp
+  DEPS recur_api recur::outbox_relay recur::gateways_kafka
+  PRIVATE_DEPS spdlog::spdlog
+)
+target_link_libraries(recurd PRIVATE recur::api_webhooks recur::api_events)
+
+# recur::api_billing — the routes that drive the subscription actors:
+# subscriptions, invoices, sagas and the test clock (registered by recurd
+# through extra_routes with billing_routes()). Its own target, like the
+# webhooks, so that recur::api does not link the actor layer.
+recur_library(api_billing
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/billing_common.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/routes_subscriptions.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/routes_invoices.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/routes_sagas.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/routes_test_clock.cpp
+  DEPS recur_api recur::actors
+  PRIVATE_DEPS nlohmann_json::nlohmann_json spdlog::spdlog
+)
+# recurd runs the orchestrator with the sandbox gateway.
+target_link_libraries(recurd PRIVATE recur::api_billing recur::actors
+                      recur::gateways)

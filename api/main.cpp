@@ -1,6 +1,9 @@
 // recurd: the composition root. It reads options, connects to PostgreSQL
-// (migrating it), serves the HTTP API until SIGINT/SIGTERM, and maps failures
-// to exit codes (1: start-up failed, 2: bad command line or configuration).
+// (migrating it), starts the orchestrator (subscription actors, group-commit
+// writer, durable timer service, start-up recovery; the sandbox gateway for
+// every tenant for now), serves the HTTP API until SIGINT/SIGTERM, stops the
+// server, then the orchestrator, then the store, and maps failures to exit
+// codes (1: start-up failed, 2: bad command line or configuration).
 
 #include <csignal>
 #include <cstdio>
@@ -13,13 +16,19 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/orchestrator.hpp"
 #include "api/app.hpp"
 #include "api/database.hpp"
+#include "api/events_wiring.hpp"
 #include "api/health.hpp"
 #include "api/http_server.hpp"
 #include "api/options.hpp"
+#include "api/routes_webhooks.hpp"
 #include "api/system_clock.hpp"
+#include "api/tenant_env.hpp"
+#include "api/test_clocks.hpp"
 #include "domain/time.hpp"
+#include "gateways/sandbox_gateway.hpp"
 #include "persistence/pg_store.hpp"
 
 #ifndef RECUR_VERSION
@@ -85,9 +94,58 @@ std::string_view kafka_text(const api::kafka_setting& k) {
   return "none";
 }
 
+// The orchestrator's counters in /metrics (read at each scrape).
+void add_orchestrator_metrics(api::metrics_registry& m,
+                              const orchestrator& orch) {
+  const auto* c = &orch.counters();
+  using api::metric_sample;
+  using api::metric_type;
+  auto one = [](const std::atomic<std::uint64_t>& v) {
+    return std::vector<metric_sample>{
+      {{}, static_cast<double>(v.load(std::memory_order_relaxed))}};
+  };
+  m.add_collector("recur_sagas_total", "Sagas by what happened to them",
+                  metric_type::counter, [c] {
+                    auto at = [](const std::atomic<std::uint64_t>& v) {
+                      return static_cast<double>(
+                        v.load(std::memory_order_relaxed));
+                    };
+                    return std::vector<metric_sample>{
+                      {{{"event", "started"}}, at(c->sagas_started)},
+                      {{{"event", "completed"}}, at(c->sagas_completed)},
+                      {{{"event", "compensated"}}, at(c->sagas_compensated)},
+                      {{{"event", "failed"}}, at(c->sagas_failed)}};
+                  });
+  m.add_collector("recur_subscription_actors",
+                  "Subscription actors in memory", metric_type::gauge, [c] {
+                    return std::vector<metric_sample>{
+                      {{}, static_cast<double>(c->live_actors.load(
+                             std::memory_order_relaxed))}};
+                  });
+  m.add_collector("recur_orchestrator_in_progress",
+                  "Inputs, commits and gateway calls under way",
+                  metric_type::gauge, [c] {
+                    return std::vector<metric_sample>{
+                      {{}, static_cast<double>(c->in_progress.load(
+                             std::memory_order_relaxed))}};
+                  });
+  m.add_collector("recur_gateway_calls_total",
+                  "Gateway calls issued by sagas", metric_type::counter,
+                  [c, one] { return one(c->gateway_calls); });
+  m.add_collector("recur_commits_total", "Units of work committed by actors",
+                  metric_type::counter, [c, one] { return one(c->commits); });
+  m.add_collector("recur_commit_failures_total",
+                  "Units of work whose commit failed", metric_type::counter,
+                  [c, one] { return one(c->commit_failures); });
+  m.add_collector("recur_subscription_inputs_rejected_total",
+                  "Commands the lifecycle refused (invalid transitions, bad "
+                  "arguments)",
+                  metric_type::counter, [c, one] { return one(c->rejected); });
+}
+
 int run(const api::options& opts) {
   setup_logging();
-  const api::system_clock clock;
+  api::system_clock clock;
   const auto db_target = api::redact_conninfo(opts.db_conninfo);
   auto db = api::database_probe::connect(opts.db_conninfo);
   if (!db)
@@ -101,14 +159,57 @@ int run(const api::options& opts) {
              ? fail(exit_usage, "option --db: " + store.error().detail)
              : fail(exit_startup_failed, "cannot open the store (" + db_target
                                            + "): " + store.error().detail);
+  // Test-mode tenants' timers fire only through their test clock: the
+  // orchestrator's own claims (timer service, fire_due) skip them.
+  api::tenant_envs envs{**store};
+  api::test_clocks clocks{**store, clock};
+  auto live_store = api::make_live_timers_store(**store);
+  sandbox_gateway gateway{clock, static_cast<std::uint64_t>(clock.now().unix_s)};
+  orchestrator_config orch_config;
+  orch_config.db = live_store.get();
+  orch_config.clk = &clock;
+  orch_config.gateway = &gateway;
+  orch_config.env_for = [&envs](const tenant_id& t) { return envs.env_for(t); };
+  orch_config.clock_for = [&clocks](const tenant_id& t) {
+    return clocks.clock_for(t);
+  };
+  auto orch = orchestrator::start(std::move(orch_config));
+  if (!orch)
+    return fail(exit_startup_failed,
+                "cannot start the orchestrator: " + orch.error().detail);
+  // Domain events leave through the outbox: embedded mock cluster, a real
+  // one, or none (--kafka).
+  auto events = api::start_event_pipeline(opts.kafka, **store, clock);
+  if (!events)
+    return fail(events.code() == errc::invalid_argument ? exit_usage
+                                                        : exit_startup_failed,
+                "option --kafka: " + events.error().detail);
   api::app_config app_config;
   app_config.db = store->get();
   app_config.clk = &clock;
+  app_config.now_for = [&clocks](const tenant_record& t) {
+    return clocks.now_for(t);
+  };
+  app_config.extra_routes.push_back(
+    api::billing_routes({orch->get(), &envs, &clocks}));
+  app_config.extra_routes.push_back(
+    [o = orch->get()](api::router& r, api::services& s) {
+      api::webhook_options w;
+      w.metrics = &s.metrics;
+      api::add_webhook_routes(
+        r, s.db, s.clk,
+        [o](subscription_command c, std::function<void(command_reply)> done) {
+          o->submit(std::move(c), std::move(done));
+        },
+        w);
+    });
   app_config.readiness = db->get();
   app_config.admin_key = opts.admin_key;
   app_config.rate_limit.rate_per_s = opts.rate_limit_per_s;
   app_config.rate_limit.burst = opts.rate_burst;
   api::app app{std::move(app_config)};
+  add_orchestrator_metrics(app.metrics(), **orch);
+  (*events)->add_metrics(app.metrics());
   // Signals are routed to asio before any thread starts, so a SIGTERM during
   // start-up is never lost to the default handler.
   boost::asio::io_context signals_ioc;
@@ -131,6 +232,10 @@ int run(const api::options& opts) {
     spdlog::warn("event=admin_key_unset detail=\"POST /v1/tenants answers "
                  "401 until RECUR_ADMIN_KEY or --admin-key-file is set\"");
   serve_until_signalled(signals_ioc, signals, server);
+  // The server has stopped taking requests: the actors go before the store,
+  // then the relay (it drains what they committed).
+  orch->reset();
+  (*events)->stop();
   spdlog::info("event=recurd_stopped");
   return EXIT_SUCCESS;
 }

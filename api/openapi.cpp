@@ -107,7 +107,8 @@ ordered_json problem_schema() {
               {"description",
                "stable: validation_error, not_found, unauthorized, "
                "forbidden, conflict, invalid_transition, "
-               "idempotency_conflict, rate_limited, payload_too_large, "
+               "idempotency_conflict, not_supported, payment_failed, "
+               "rate_limited, payload_too_large, "
                "unsupported_media_type, method_not_allowed, unavailable, "
                "internal_error"}}},
             {"title", {{"type", "string"}}},

@@ -14,7 +14,14 @@
 #include "domain/error.hpp"
 #include "sagas/store.hpp"
 
+namespace recur {
+class orchestrator;
+} // namespace recur
+
 namespace recur::api {
+
+class tenant_envs;
+class test_clocks;
 
 /// Shared by every route; everything in it outlives the app.
 struct services {
@@ -24,6 +31,13 @@ struct services {
   /// The time a tenant lives in: its test clock in test mode, once test
   /// clocks exist; the server's clock otherwise.
   std::function<instant(const tenant_record&)> now_for;
+  /// The subscription actors, the tenants' billing settings and test clocks;
+  /// set by the billing routes' registrar (`billing_routes`). The routes of
+  /// subscriptions, invoices, sagas and the test clock need them; the plan
+  /// routes tell `envs` about new versions when it is set.
+  orchestrator* orch = nullptr;
+  tenant_envs* envs = nullptr;
+  test_clocks* clocks = nullptr;
 };
 
 using route_registrar = std::function<void(router&, services&)>;
@@ -38,6 +52,28 @@ void add_customer_routes(router& r, services& s);
 void add_usage_routes(router& r, services& s);
 /// GET /v1/ledger/balance, GET /v1/reconciliation.
 void add_ledger_routes(router& r, services& s);
+
+/// POST/GET /v1/subscriptions, GET /v1/subscriptions/{id} and its events,
+/// POST /v1/subscriptions/{id}/{cancel|pause|resume|change-plan}.
+void add_subscription_routes(router& r, services& s);
+/// GET /v1/invoices, GET /v1/invoices/{id}, POST /v1/invoices/{id}/{pay|void}.
+void add_invoice_routes(router& r, services& s);
+/// GET /v1/sagas, GET /v1/sagas/{id}, POST /v1/sagas/{id}/{retry|compensate}.
+void add_saga_routes(router& r, services& s);
+/// POST /v1/test-clock/advance.
+void add_test_clock_routes(router& r, services& s);
+
+/// What the billing routes run on; everything must outlive the app.
+struct billing_parts {
+  orchestrator* orch = nullptr;
+  tenant_envs* envs = nullptr;
+  test_clocks* clocks = nullptr;
+};
+
+/// One registrar for app_config::extra_routes: sets `services::orch`, `envs`
+/// and `clocks` from `parts` and adds the subscription, invoice, saga and
+/// test-clock routes.
+route_registrar billing_routes(billing_parts parts);
 
 // -- stored documents other routes read ---------------------------------------
 

@@ -14,6 +14,7 @@
 #include "api/json_io.hpp"
 #include "api/pagination.hpp"
 #include "api/routes.hpp"
+#include "api/tenant_env.hpp"
 #include "domain/catalog.hpp"
 #include "sagas/catalog_codec.hpp"
 
@@ -93,6 +94,8 @@ http_response create_plan_version(services& s, request_context& ctx) {
                                 plan_version_to_json(*version)};
   if (auto st = s.db.add_plan_version(ctx.tid(), rec); !st)
     return error_response(st.error());
+  if (s.envs != nullptr) // the subscription actors' catalog reloads
+    s.envs->invalidate(ctx.tid());
   spdlog::info("event=plan_version_added tenant={} plan={} version={}",
                ctx.tid().value, *id, rec.version);
   return json_response(201, plan_json(rec));

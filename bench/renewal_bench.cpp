@@ -12,6 +12,19 @@
 // actor (each subscription actor commits itself; in-memory store only).
 // --window: how many delivered timers may be unanswered at once (the timer
 // service's flow control; 0 = all at once).
+// --pool: PostgreSQL connections; --lanes: group-commit writer lanes (each a
+// transaction on its own connection at the same time; a subscription's units
+// always take the same lane).
+// --after-setup: a shell command run once the set-up committed, before the
+// clock starts; e.g. psql -c ANALYZE, so that the planner knows the tables
+// as a live database's statistics would (the set-up loads N subscriptions
+// faster than autovacuum's first pass).
+// --poll-ms: the timer service's poll interval; between polls it claims again
+// when half its window was answered.
+// --policy: CAF scheduler, stealing (work stealing; idle workers poll) or
+// sharing (one queue; idle workers block). Activations read PostgreSQL on
+// the worker threads, so the durable runs want more threads than cores, and
+// with many threads idle stealing workers burn the cores the database needs.
 //
 // Set-up (not measured): N subscriptions created directly through the engine
 // with a 30-day trial, so that all N trial_end timers fall due together; the
@@ -47,14 +60,19 @@ struct options {
   int threads = 2;
   std::size_t window = 4000; // timer service max_in_flight; 0: unbounded
   std::size_t pool = 4;      // PostgreSQL connections
+  std::size_t lanes = 1;     // group-commit writer lanes
+  std::string policy = "stealing";
+  std::int64_t poll_ms = 1; // timer service poll interval
+  std::string after_setup;  // shell command; empty: none
   std::int64_t timeout_s = 600;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "renewal_bench: %s\nusage: renewal_bench [--store memory|pg] "
-               "[--db conninfo] [--n N] [--writer group|inline|actor] [--window W] [--pool P] [--threads T] "
-               "[--timeout-s S]\n",
+               "[--db conninfo] [--n N] [--writer group|inline|actor] [--window W]\n"
+               "  [--pool P] [--lanes L] [--threads T] [--policy stealing|sharing]\n"
+               "  [--poll-ms MS] [--after-setup CMD] [--timeout-s S]\n",
                why);
   std::exit(2);
 }
@@ -80,6 +98,14 @@ options parse(int argc, char** argv) {
       o.pool = std::stoul(next());
     else if (a == "--window")
       o.window = std::stoul(next());
+    else if (a == "--lanes")
+      o.lanes = std::stoul(next());
+    else if (a == "--policy")
+      o.policy = next();
+    else if (a == "--poll-ms")
+      o.poll_ms = std::stoll(next());
+    else if (a == "--after-setup")
+      o.after_setup = next();
     else if (a == "--threads")
       o.threads = std::stoi(next());
     else if (a == "--timeout-s")
@@ -101,6 +127,12 @@ options parse(int argc, char** argv) {
     usage("--writer must be group, inline or actor");
   if (o.writer == "actor" && o.store != "memory")
     usage("--writer actor needs --store memory (commits would block actors)");
+  if (o.lanes < 1 || o.lanes > group_commit_lanes_max)
+    usage("--lanes must be 1..64");
+  if (o.policy != "stealing" && o.policy != "sharing")
+    usage("--policy must be stealing or sharing");
+  if (o.poll_ms < 1)
+    usage("--poll-ms must be >= 1");
   return o;
 }
 
@@ -171,6 +203,10 @@ int main(int argc, char** argv) {
     flush();
   }
   double setup_s = seconds_since(setup_start);
+  if (!o.after_setup.empty() && std::system(o.after_setup.c_str()) != 0) {
+    std::fprintf(stderr, "renewal_bench: --after-setup command failed\n");
+    return 1;
+  }
 
   // -- the run ----------------------------------------------------------------
   manual_clock clk{t0.plus_seconds(30 * seconds_per_day)};
@@ -189,14 +225,14 @@ int main(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", o.threads);
-  if (const char* pol = std::getenv("RENEWAL_POLICY"))
-    cfg.set("scheduler.policy", caf::atom_from_string(pol));
+  cfg.set("scheduler.policy", caf::atom_from_string(o.policy));
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
   store_writer_config wc;
   wc.mode = o.writer != "group" ? store_writer_mode::inline_commit
                                  : store_writer_mode::group_commit;
   wc.group.queue_limit_units = 1u << 20; // room for every renewal at once
+  wc.group.lanes = o.lanes;
   auto writer = spawn_store_writer(sys, *st, wc);
   gateway_actor_config gc;
   gc.inline_calls = true;
@@ -205,7 +241,7 @@ int main(int argc, char** argv) {
 
   auto start = std::chrono::steady_clock::now();
   timer_service_config tc;
-  tc.poll_interval_ms = 1;
+  tc.poll_interval_ms = o.poll_ms;
   tc.claim_batch_limit = 1000;
   tc.lease_s = 600;
   tc.claimer = "bench";
@@ -255,13 +291,15 @@ int main(int argc, char** argv) {
   auto collected = gw.total_collected(currency::of("USD")).amount_minor();
   std::printf(
     "{\"bench\":\"renewal\",\"store\":\"%s\",\"writer\":\"%s\",\"n\":%lld,"
-    "\"window\":%zu,\"threads\":%d,\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
+    "\"window\":%zu,\"threads\":%d,\"policy\":\"%s\",\"pool\":%zu,"
+    "\"lanes\":%zu,\"poll_ms\":%lld,\"after_setup\":%s,\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
     "\"sagas_per_s\":%.0f,\"commits\":%llu,\"commit_failures\":%llu,"
     "\"gateway_calls\":%llu,\"collected_minor\":%lld,\"expected_minor\":%lld,"
     "\"done\":%s}\n",
     o.store.c_str(), o.writer.c_str(), static_cast<long long>(o.n), o.window,
-    o.threads,
-    setup_s, run_s,
+    o.threads, o.policy.c_str(), o.pool, o.lanes,
+    static_cast<long long>(o.poll_ms),
+    o.after_setup.empty() ? "false" : "true", setup_s, run_s,
     static_cast<unsigned long long>(counters.sagas_completed.load()),
     static_cast<double>(counters.sagas_completed.load()) / run_s,
     static_cast<unsigned long long>(counters.commits.load()),

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <string>
@@ -45,40 +46,93 @@ void bump_max(std::atomic<std::uint64_t>& target, std::uint64_t value) {
   }
 }
 
+
+// The first subscription a unit names, where units of a subscription name it.
+const std::string* subscription_named_by(const unit_of_work& w) {
+  if (!w.events.empty())
+    return &w.events.front().subscription.value;
+  if (!w.subscriptions.empty())
+    return &w.subscriptions.front().id.value;
+  if (!w.new_sagas.empty())
+    return &w.new_sagas.front().subscription.value;
+  if (!w.new_invoices.empty())
+    return &w.new_invoices.front().subscription.value;
+  if (!w.timers_to_schedule.empty())
+    return &w.timers_to_schedule.front().owner;
+  if (!w.timers_to_cancel.empty())
+    return &w.timers_to_cancel.front().owner;
+  return nullptr;
+}
+
 } // namespace
 
+std::string ordering_key_of(const unit_of_work& work) {
+  std::string key = work.tenant.value;
+  key.push_back('\0'); // no tenant id contains it: keys cannot collide
+  if (const auto* sub = subscription_named_by(work))
+    key += *sub;
+  return key;
+}
+
 struct group_commit_writer::impl {
-  impl(store& target, group_commit_config cfg) : target_(target), cfg_(cfg) {
+  // One queue and its writer thread.
+  struct lane {
+    std::mutex mutex; // guards queue, stopping, gather_target
+    std::condition_variable wake;
+    std::deque<pending> queue;
+    bool stopping = false;
+    // How many units take() waits for: the size of the previous batch. It
+    // starts at 1 (nobody waits) and grows once units pile up during commits.
+    std::size_t gather_target = 1;
+    std::thread thread;
+  };
+
+  impl(store& target, group_commit_config cfg)
+    : target_(target), cfg_(cfg), lanes_(cfg.lanes) {
     RECUR_ASSERT(cfg_.max_batch_units > 0);
+    RECUR_ASSERT(cfg_.lanes >= 1 && cfg_.lanes <= group_commit_lanes_max);
     RECUR_ASSERT(cfg_.queue_limit_units > 0);
     RECUR_ASSERT(cfg_.max_wait_us >= 0);
     RECUR_ASSERT(cfg_.unavailable_attempts_max >= 1);
     RECUR_ASSERT(cfg_.retry_delay_ms_min >= 0);
     RECUR_ASSERT(cfg_.retry_delay_ms_max >= cfg_.retry_delay_ms_min);
-    thread_ = std::thread{[this] { run(); }};
+    for (auto& l : lanes_)
+      l.thread = std::thread{[this, &l] { run(l); }};
   }
 
   // -- submitting -------------------------------------------------------------
 
   status submit(unit_of_work work, completion done) {
     RECUR_ASSERT(done != nullptr);
+    lane& l = lane_of(work);
     std::size_t size = 0;
     std::size_t target = 0;
     {
-      std::lock_guard lock{mutex_};
-      if (stopping_)
+      std::lock_guard lock{l.mutex};
+      if (l.stopping)
         return refuse("writer stopped");
-      if (queue_.size() >= cfg_.queue_limit_units)
+      // Counted across lanes, so that the limit holds for the whole writer.
+      if (queued_.fetch_add(1, std::memory_order_relaxed)
+          >= cfg_.queue_limit_units) {
+        queued_.fetch_sub(1, std::memory_order_relaxed);
         return refuse("writer overloaded");
-      queue_.push_back(pending{std::move(work), std::move(done), 0});
-      size = queue_.size();
-      target = gather_target_;
+      }
+      l.queue.push_back(pending{std::move(work), std::move(done), 0});
+      size = l.queue.size();
+      target = l.gather_target;
     }
     // The writer sleeps until the queue stops being empty, and while it
     // gathers a batch, until it has its target: only those moments wake it.
     if (size == 1 || size == target)
-      wake_.notify_one();
+      l.wake.notify_one();
     return {};
+  }
+
+  lane& lane_of(const unit_of_work& work) {
+    if (lanes_.size() == 1)
+      return lanes_.front();
+    const auto h = std::hash<std::string>{}(ordering_key_of(work));
+    return lanes_[h % lanes_.size()];
   }
 
   status refuse(const char* why) {
@@ -90,26 +144,29 @@ struct group_commit_writer::impl {
 
   void stop() {
     std::lock_guard join_lock{join_mutex_};
-    // A completion that stops its own writer would wait for itself forever.
-    RECUR_ASSERT(std::this_thread::get_id() != thread_.get_id());
-    {
-      std::lock_guard lock{mutex_};
-      stopping_ = true;
+    for (auto& l : lanes_) {
+      // A completion that stops its own writer would wait for itself forever.
+      RECUR_ASSERT(std::this_thread::get_id() != l.thread.get_id());
+      {
+        std::lock_guard lock{l.mutex};
+        l.stopping = true;
+      }
+      l.wake.notify_one();
     }
-    wake_.notify_one();
-    if (thread_.joinable())
-      thread_.join();
+    for (auto& l : lanes_)
+      if (l.thread.joinable())
+        l.thread.join();
   }
 
-  // -- the writer thread ------------------------------------------------------
+  // -- the writer threads -----------------------------------------------------
 
-  void run() {
+  void run(lane& l) {
     batch current;
     std::vector<pending> retry;
-    while (take(current)) {
+    while (take(l, current)) {
       commit(current, retry);
       if (!retry.empty())
-        requeue_after_backoff(retry);
+        requeue_after_backoff(l, retry);
       current.clear();
     }
   }
@@ -118,27 +175,29 @@ struct group_commit_writer::impl {
   // previous batch carried (the callers that were active a moment ago are
   // about to submit again); moves up to max_batch_units into `out`. False
   // when stopping and nothing is left.
-  bool take(batch& out) {
-    std::unique_lock lock{mutex_};
-    wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-    if (queue_.empty())
+  bool take(lane& l, batch& out) {
+    std::unique_lock lock{l.mutex};
+    l.wake.wait(lock, [&l] { return !l.queue.empty() || l.stopping; });
+    if (l.queue.empty())
       return false;
-    if (cfg_.max_wait_us > 0 && queue_.size() < gather_target_ && !stopping_) {
+    if (cfg_.max_wait_us > 0 && l.queue.size() < l.gather_target
+        && !l.stopping) {
       const auto deadline = steady::now()
                             + std::chrono::microseconds{cfg_.max_wait_us};
-      wake_.wait_until(lock, deadline, [this] {
-        return queue_.size() >= gather_target_ || stopping_;
+      l.wake.wait_until(lock, deadline, [&l] {
+        return l.queue.size() >= l.gather_target || l.stopping;
       });
     }
-    const auto n = std::min(queue_.size(), cfg_.max_batch_units);
-    gather_target_ = n;
+    const auto n = std::min(l.queue.size(), cfg_.max_batch_units);
+    l.gather_target = n;
     out.works.reserve(n);
     out.meta.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
-      out.works.push_back(std::move(queue_.front().work));
-      out.meta.push_back(std::move(queue_.front()));
-      queue_.pop_front();
+      out.works.push_back(std::move(l.queue.front().work));
+      out.meta.push_back(std::move(l.queue.front()));
+      l.queue.pop_front();
     }
+    queued_.fetch_sub(n, std::memory_order_relaxed);
     return true;
   }
 
@@ -205,16 +264,18 @@ struct group_commit_writer::impl {
     p.done(std::move(r));
   }
 
-  // Units that met `unavailable` go back to the head of the queue, in their
-  // order and ahead of newer ones, after a pause that grows per attempt.
-  void requeue_after_backoff(std::vector<pending>& retry) {
+  // Units that met `unavailable` go back to the head of their lane's queue,
+  // in their order and ahead of newer ones, after a pause that grows per
+  // attempt.
+  void requeue_after_backoff(lane& l, std::vector<pending>& retry) {
     const auto attempts = retry.front().attempts;
     std::this_thread::sleep_for(retry_delay(attempts));
     retried_.fetch_add(retry.size(), std::memory_order_relaxed);
     {
-      std::lock_guard lock{mutex_};
+      std::lock_guard lock{l.mutex};
+      queued_.fetch_add(retry.size(), std::memory_order_relaxed);
       for (auto it = retry.rbegin(); it != retry.rend(); ++it)
-        queue_.push_front(std::move(*it));
+        l.queue.push_front(std::move(*it));
     }
     retry.clear();
   }
@@ -243,25 +304,19 @@ struct group_commit_writer::impl {
   }
 
   std::size_t queued_units() const {
-    std::lock_guard lock{mutex_};
-    return queue_.size();
+    return queued_.load(std::memory_order_relaxed);
   }
 
   // -- state ------------------------------------------------------------------
 
   store& target_;
   const group_commit_config cfg_;
+  std::vector<lane> lanes_; // never resized: threads hold references
 
-  mutable std::mutex mutex_; // guards queue_, stopping_, gather_target_
-  std::condition_variable wake_;
-  std::deque<pending> queue_;
-  bool stopping_ = false;
-  // How many units take() waits for: the size of the previous batch. It
-  // starts at 1 (nobody waits) and grows once units pile up during commits.
-  std::size_t gather_target_ = 1;
+  // Units in every lane's queue (taken into a batch: no longer counted).
+  std::atomic<std::size_t> queued_{0};
 
   std::mutex join_mutex_; // serialises concurrent stop() calls
-  std::thread thread_;
 
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> units_{0};

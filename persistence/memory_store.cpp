@@ -1058,6 +1058,45 @@ memory_store::claim_due_timers(instant now, std::size_t limit,
   return out;
 }
 
+result<std::vector<claimed_timer>>
+memory_store::claim_due_timers_in(const timer_claim_scope& scope, instant now,
+                                  std::size_t limit, std::int64_t lease_s,
+                                  const std::string& claimer) {
+  static_cast<void>(claimer);
+  if (lease_s <= 0)
+    return make_error(errc::invalid_argument, "a lease must last > 0 s");
+  std::lock_guard lock{mutex_};
+  limit = batch_size(limit);
+  auto in_scope = [&](const std::string& tenant) {
+    if (scope.tenant && scope.tenant->value != tenant)
+      return false;
+    if (scope.skip_test_tenants) {
+      auto it = tables_->tenants.find(tenant);
+      return it == tables_->tenants.end() || !it->second.test_mode;
+    }
+    return true;
+  };
+  std::vector<timer_key> taken;
+  for (const auto& k : tables_->pending_timers) {
+    if (std::get<0>(k) > now.unix_s || taken.size() >= limit)
+      break;
+    if (in_scope(std::get<1>(k)))
+      taken.push_back(k);
+  }
+  std::vector<claimed_timer> out;
+  for (const auto& k : taken) {
+    const auto& [due_s, tenant, id] = k;
+    timer_row& row = tables_->by_tenant.at(tenant).timers.at(id);
+    row.lease_until = now.plus_seconds(lease_s);
+    tables_->pending_timers.erase(k);
+    tables_->pending_timers.insert(
+      timer_key{row.lease_until->unix_s, tenant, id});
+    out.push_back(
+      claimed_timer{tenant_id{tenant}, row.timer, *row.lease_until});
+  }
+  return out;
+}
+
 result<std::vector<outbox_record>>
 memory_store::fetch_unpublished(std::int64_t after_position,
                                 std::size_t limit) {

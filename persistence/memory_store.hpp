@@ -123,6 +123,10 @@ public:
   result<std::vector<claimed_timer>>
   claim_due_timers(instant now, std::size_t limit, std::int64_t lease_s,
                    const std::string& claimer) override;
+  result<std::vector<claimed_timer>>
+  claim_due_timers_in(const timer_claim_scope& scope, instant now,
+                      std::size_t limit, std::int64_t lease_s,
+                      const std::string& claimer) override;
   result<std::vector<outbox_record>>
   fetch_unpublished(std::int64_t after_position, std::size_t limit) override;
   status mark_published(std::span<const std::int64_t> positions,

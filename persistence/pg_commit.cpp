@@ -9,6 +9,11 @@
 
 namespace recur::pg {
 
+const char* const batch_settings_sql
+  = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),"
+    " set_config('random_page_cost', '1.1', true),"
+    " set_config('recur.ledger_check', 'statement', true)";
+
 namespace {
 
 using unit_ptrs = std::vector<const unit_of_work*>;
@@ -202,6 +207,29 @@ SELECT $1, u.a, u.c, u.s, u.d, to_timestamp(u.t)
 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
   WITH ORDINALITY AS u(a, c, s, d, t, o)
 ORDER BY u.o)"};
+
+// Settings for the rest of the batch's transaction, in one round trip.
+//
+// Plans. Every statement of a batch touches a few hundred rows by key; the
+// right plan is one index probe per key, O(batch), whatever the table size.
+// Two things made the planner scan whole tables instead, O(table) per batch:
+// - plan_cache_mode: a prepared statement settles on a generic plan after
+//   five runs and keeps it for the connection's life, so plans made while
+//   the tables were nearly empty stayed. Custom plans see the actual arrays
+//   and the tables' current statistics; planning costs well under a
+//   millisecond per statement, and a batch runs about a dozen.
+// - random_page_cost: at its default (4, disks that seek) a few hundred
+//   probes look dearer than hashing a 10,000-row table; the pages a batch
+//   touches are the hot end of each table, in memory. 1.1 is the usual value
+//   for SSDs and cached data; it applies to this transaction only.
+// Neither helps before the tables' first ANALYZE: without statistics the
+// planner takes a tenant for a sliver of a table (a fresh database loaded
+// faster than autovacuum's first pass; bench/renewal_bench --after-setup).
+//
+// recur.ledger_check: every line of a ledger transaction travels in one
+// statement here (writer::ledger), so the balance is checked once per
+// statement rather than once per line at commit (migration 0010).
+const statement batch_settings{"uow_settings", batch_settings_sql};
 
 // -- chunking -----------------------------------------------------------------
 
@@ -703,6 +731,8 @@ void writer::ledger(const items<ledger_append>& xs) {
       at.add(l->at);
     }
   }
+  // One statement for every line of every ledger transaction in the chunk:
+  // the balance is checked per statement (batch_settings, migration 0010).
   ctx_.expect(errc::already_exists, "ledger transaction");
   run(insert_ledger, tx, line, acct, side, amount, cur, memo, subject, at);
 }
@@ -808,6 +838,7 @@ result<bool> write_batch(connection& c, op_context& ctx,
   const auto groups = by_tenant(works, picked);
   ctx.expect(errc::storage_error, "begin");
   tenant_transaction tx{c, groups.front().first};
+  exec(c, tx.tx(), batch_settings);
   writer w{c, tx.tx(), ctx};
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const auto& [tenant, units] = groups[g];

@@ -11,6 +11,10 @@
 
 namespace recur::pg {
 
+/// The settings every commit transaction starts with (plans for key probes,
+/// the per-statement ledger check): one SELECT of set_config calls.
+extern const char* const batch_settings_sql;
+
 /// Commits `works` in transactions of at most `batch_max` units: one
 /// transaction and a few multi-row statements per batch. If a batch fails for
 /// a reason that is not retryable, its halves are committed in turn (down to

@@ -580,6 +580,13 @@ public:
   status release_idempotent(const tenant_id& t, const std::string& key,
                             const std::string& request_sha256_hex) override;
 
+  // -- scoped timer claims ----------------------------------------------------
+
+  result<std::vector<claimed_timer>>
+  claim_due_timers_in(const timer_claim_scope& scope, instant now,
+                      std::size_t limit, std::int64_t lease_s,
+                      const std::string& claimer) override;
+
 private:
   using txn = pqxx::transaction_base;
 
@@ -1223,6 +1230,42 @@ status pg_store::release_idempotent(const tenant_id& t, const std::string& key,
   if (!r)
     return r.error();
   return {};
+}
+
+// Scoped claims (migration 0009): one tenant's timers (test clocks) or
+// every tenant's but test-mode ones' (the wall-clock timer service).
+const statement claim_scoped_timers_q
+  = sql("claim_scoped_timers",
+        "SELECT tenant_id, " + timer_cols
+          + ", extract(epoch FROM lease_until)::bigint"
+            " FROM recur_claim_scoped_timers($1, $2, to_timestamp($3), $4,"
+            " $5, $6)");
+
+result<std::vector<claimed_timer>>
+pg_store::claim_due_timers_in(const timer_claim_scope& scope, instant now,
+                              std::size_t limit, std::int64_t lease_s,
+                              const std::string& claimer) {
+  if (lease_s <= 0)
+    return make_error(errc::invalid_argument, "a lease must last some time");
+  if (limit == 0)
+    return std::vector<claimed_timer>{};
+  const auto n = static_cast<std::int64_t>(std::min(limit, claim_max));
+  const std::string tenant = scope.tenant ? scope.tenant->value : "";
+  return in_system<std::vector<claimed_timer>>(
+    [&](pg::connection& c, txn& tx,
+        pg::op_context&) -> result<std::vector<claimed_timer>> {
+      std::vector<claimed_timer> out;
+      for (const auto& r :
+           exec(c, tx, claim_scoped_timers_q, tenant, scope.skip_test_tenants,
+                now.unix_s, n, lease_s, claimer)) {
+        timer_record timer{r[1].as<std::string>(), r[2].as<std::string>(),
+                           r[3].as<std::string>(), pg::as_instant(r[4]),
+                           r[5].as<std::string>()};
+        out.push_back({tenant_id{r[0].as<std::string>()}, std::move(timer),
+                       pg::as_instant(r[6])});
+      }
+      return out;
+    });
 }
 
 } // namespace

@@ -564,8 +564,11 @@ public:
     = 0;
 
   /// Leases up to `limit` timers with due_at <= now that are pending and not
-  /// leased (or whose lease expired), oldest due first, for `lease_s` seconds.
-  /// Concurrent claimers never get the same timer while a lease holds.
+  /// leased (or whose lease expired), for `lease_s` seconds, in the order they
+  /// became claimable: a timer never leased at its due time, one whose lease
+  /// lapsed at the lease's end (so never-leased timers come oldest due
+  /// first); ties by (tenant, timer id). Concurrent claimers never get the
+  /// same timer while a lease holds.
   virtual result<std::vector<claimed_timer>>
   claim_due_timers(instant now, std::size_t limit, std::int64_t lease_s,
                    const std::string& claimer)
@@ -613,6 +616,30 @@ public:
     static_cast<void>(request_sha256_hex);
     return make_error(errc::storage_error,
                       "releasing idempotency keys not supported");
+  }
+
+  // -- scoped timer claims (test clocks) -----------------------------------
+
+  /// Which timers `claim_due_timers_in` may take.
+  struct timer_claim_scope {
+    std::optional<tenant_id> tenant; // set: only this tenant's timers
+    bool skip_test_tenants = false;  // true: none of test-mode tenants'
+  };
+
+  /// `claim_due_timers` restricted to `scope`: a test clock fires one
+  /// tenant's timers by the tenant's own time, and the wall-clock timer
+  /// service leaves test-mode tenants' timers alone. Same ordering, leases
+  /// and limits as `claim_due_timers`.
+  virtual result<std::vector<claimed_timer>>
+  claim_due_timers_in(const timer_claim_scope& scope, instant now,
+                      std::size_t limit, std::int64_t lease_s,
+                      const std::string& claimer) {
+    static_cast<void>(scope);
+    static_cast<void>(now);
+    static_cast<void>(limit);
+    static_cast<void>(lease_s);
+    static_cast<void>(claimer);
+    return make_error(errc::storage_error, "scoped timer claims not supported");
   }
 };
 

@@ -12,6 +12,7 @@ recur_test(api_app_test LABEL unit
     ${CMAKE_CURRENT_LIST_DIR}/metrics_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/openapi_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/app_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/billing_parts_test.cpp
   DEPS recur::api recur::persistence nlohmann_json::nlohmann_json)
 
 recur_test(api_pgtest LABEL pg
@@ -23,3 +24,36 @@ recur_test(api_pgtest LABEL pg
 add_dependencies(api_pgtest recurd)
 target_compile_definitions(api_pgtest PRIVATE
   RECURD_PATH="$<TARGET_FILE:recurd>")
+
+# Gateway webhooks (unit: in process, loopback sockets and librdkafka's mock
+# cluster only): the route with a recording dispatch, the sandbox's webhook
+# sender against a local server, sandbox → HTTP → orchestrator end to end,
+# and the --kafka wiring.
+recur_test(api_webhooks_test LABEL unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_test.cpp
+  DEPS recur::api_webhooks recur::api_events recur::gateways_sandbox_webhooks
+    recur::gateways_kafka recur::actors recur::gateways recur::persistence
+    nlohmann_json::nlohmann_json Threads::Threads)
+
+# The tenant journey through the subscription engine (test clock, dunning,
+# recovery, renewal, cancellation) against a spawned recurd.
+recur_test(journey_pgtest LABEL pg
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/journey_pgtest.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/../persistence/pg_testdb.cpp
+  DEPS recur::persistence nlohmann_json::nlohmann_json PkgConfig::PQXX
+    Threads::Threads)
+add_dependencies(journey_pgtest recurd)
+target_compile_definitions(journey_pgtest PRIVATE
+  RECURD_PATH="$<TARGET_FILE:recurd>")
+
+# The webhook route and the --kafka wiring over PostgreSQL (label pg: needs
+# RECUR_TEST_DB, as scripts/test.sh sets it).
+recur_test(api_webhooks_pgtest LABEL pg
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/webhooks_pgtest.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/kafka_pgtest.cpp
+    ${PROJECT_SOURCE_DIR}/tests/persistence/pg_testdb.cpp
+  DEPS recur::api_webhooks recur::api_events recur::gateways_sandbox_webhooks
+    recur::gateways_kafka recur::persistence PkgConfig::PQXX
+    nlohmann_json::nlohmann_json Threads::Threads)

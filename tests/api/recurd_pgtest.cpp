@@ -361,7 +361,7 @@ TEST_F(recurd, readyz_is_200_json_with_the_database_ok) {
 
 TEST_F(recurd, an_unknown_path_is_a_404_problem) {
   ASSERT_TRUE(start_with_db(test_db()));
-  auto reply = request(get_request("/v1/subscriptions"));
+  auto reply = request(get_request("/v1/no-such-thing"));
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->status, 404);
   EXPECT_EQ(reply->header("content-type"), "application/problem+json");
@@ -369,7 +369,7 @@ TEST_F(recurd, an_unknown_path_is_a_404_problem) {
   EXPECT_EQ(doc.at("type"), "not_found");
   EXPECT_EQ(doc.at("title"), "Not Found");
   EXPECT_EQ(doc.at("status"), 404);
-  EXPECT_TRUE(contains(doc.at("detail"), "/v1/subscriptions"));
+  EXPECT_TRUE(contains(doc.at("detail"), "/v1/no-such-thing"));
 }
 
 TEST_F(recurd, post_on_healthz_is_a_405_problem_that_allows_get) {

@@ -781,3 +781,166 @@ TEST(group_commit_over_memory_store,
   ASSERT_TRUE(outbox);
   EXPECT_EQ(outbox->size(), 1u) << "a loser left its message behind";
 }
+
+// -- lanes --------------------------------------------------------------------
+
+TEST(group_commit_lanes, units_of_one_subscription_share_an_ordering_key) {
+  auto events = append("sub_1", 0);
+  unit_of_work read_model;
+  read_model.tenant = tenant_a;
+  read_model.subscriptions.push_back(subscription_row{
+    subscription_id{"sub_1"}, customer_id{"cus_1"}, plan_id{"basic"},
+    "active", 1, "{}", instant{1'700'000'000}});
+  unit_of_work timer_only;
+  timer_only.tenant = tenant_a;
+  timer_only.timers_to_schedule.push_back(
+    timer_record{"tm_1", "sub_1", "retry", instant{1'700'000'000}, "{}"});
+  EXPECT_EQ(ordering_key_of(events), ordering_key_of(read_model));
+  EXPECT_EQ(ordering_key_of(events), ordering_key_of(timer_only));
+  EXPECT_NE(ordering_key_of(events), ordering_key_of(append("sub_2", 0)));
+
+  auto other_tenant = append("sub_1", 0);
+  other_tenant.tenant = tenant_id{"tenant_b"};
+  EXPECT_NE(ordering_key_of(events), ordering_key_of(other_tenant));
+  // A unit naming no subscription is ordered with its tenant's other such
+  // units, and apart from any subscription's.
+  unit_of_work tenant_only;
+  tenant_only.tenant = tenant_a;
+  tenant_only.audit.push_back(
+    audit_entry{"admin", "plan.created", "basic", "{}", instant{1}});
+  EXPECT_EQ(ordering_key_of(tenant_only), std::string{"tenant_a"} + '\0');
+  EXPECT_NE(ordering_key_of(tenant_only), ordering_key_of(events));
+}
+
+TEST(group_commit_lanes, two_lanes_commit_at_the_same_time) {
+  fake_store fake;
+  auto cfg = quick_config();
+  cfg.lanes = 2;
+  group_commit_writer writer{fake, cfg};
+  fake.close_gate();
+  std::vector<std::future<result<commit_receipt>>> futures;
+  futures.reserve(16);
+  // Sixteen subscriptions: both lanes get some (all in one lane by chance
+  // would be one in 2^15, and the hash is fixed, so it would fail always).
+  for (int i = 0; i < 16; ++i)
+    futures.push_back(writer.submit(append("sub_" + std::to_string(i), 0)));
+  // With the gate closed, each lane is held inside its own commit_many.
+  EXPECT_TRUE(fake.wait_until_entered(2, 5s));
+  fake.open_gate();
+  for (auto& f : futures)
+    EXPECT_TRUE(f.get());
+  for (int i = 0; i < 16; ++i)
+    EXPECT_EQ(fake.version("sub_" + std::to_string(i)), 1);
+}
+
+TEST(group_commit_lanes, one_lane_never_runs_two_commits_at_once) {
+  fake_store fake;
+  group_commit_writer writer{fake, quick_config()}; // lanes = 1
+  fake.close_gate();
+  std::vector<std::future<result<commit_receipt>>> futures;
+  futures.reserve(16);
+  for (int i = 0; i < 16; ++i)
+    futures.push_back(writer.submit(append("sub_" + std::to_string(i), 0)));
+  ASSERT_TRUE(fake.wait_until_entered(1, 5s));
+  EXPECT_FALSE(fake.wait_until_entered(2, 100ms));
+  fake.open_gate();
+  for (auto& f : futures)
+    EXPECT_TRUE(f.get());
+  EXPECT_EQ(sum(fake.batch_sizes()), 16u);
+}
+
+TEST(group_commit_lanes, each_subscription_commits_in_submission_order) {
+  fake_store fake;
+  auto cfg = quick_config();
+  cfg.lanes = 4;
+  cfg.max_batch_units = 32;
+  cfg.queue_limit_units = 100'000;
+  constexpr int threads = 8;
+  constexpr int subs_per_thread = 4;
+  constexpr int per_sub = 300;
+  constexpr int total = threads * subs_per_thread * per_sub;
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  {
+    group_commit_writer writer{fake, cfg};
+    std::vector<std::thread> pool;
+    pool.reserve(threads);
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        // Interleaved and never waiting for an answer: each unit expects
+        // the one submitted before it for its subscription to be stored.
+        for (int i = 0; i < per_sub; ++i)
+          for (int s = 0; s < subs_per_thread; ++s) {
+            const auto sub = "sub_" + std::to_string(t) + "_"
+                             + std::to_string(s);
+            EXPECT_TRUE(writer.submit(append(sub, i), [&](auto r) {
+              (r ? ok : failed).fetch_add(1);
+            }));
+          }
+      });
+    for (auto& t : pool)
+      t.join();
+    writer.stop();
+    const auto st = writer.stats();
+    EXPECT_EQ(st.acknowledged, std::uint64_t{total});
+    EXPECT_EQ(st.units, std::uint64_t{total});
+    EXPECT_LE(st.largest_batch_units, 32u);
+    EXPECT_EQ(writer.queued_units(), 0u);
+  }
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(ok.load(), total);
+  for (int t = 0; t < threads; ++t)
+    for (int s = 0; s < subs_per_thread; ++s)
+      EXPECT_EQ(
+        fake.version("sub_" + std::to_string(t) + "_" + std::to_string(s)),
+        per_sub);
+  EXPECT_EQ(sum(fake.batch_sizes()), std::size_t{total});
+}
+
+TEST(group_commit_lanes, the_queue_limit_holds_for_all_lanes_together) {
+  fake_store fake;
+  auto cfg = quick_config();
+  cfg.lanes = 4;
+  cfg.queue_limit_units = 6;
+  group_commit_writer writer{fake, cfg};
+  fake.close_gate();
+  // Wait until a lane holds a unit inside commit_many (no longer queued).
+  ASSERT_TRUE(writer.submit(append("plug", 0), [](auto) {}));
+  ASSERT_TRUE(fake.wait_until_entered(1, 5s));
+  // Then the others: whatever lanes they hash to, only six wait at once.
+  // (A lane that takes one into its own batch frees a place: at most three
+  // more lanes can, so 6..9 are accepted, never all twenty.)
+  std::atomic<int> done{0};
+  int accepted = 0;
+  for (int i = 0; i < 20; ++i)
+    if (writer.submit(append("sub_" + std::to_string(i), 0),
+                      [&](auto) { ++done; }))
+      ++accepted;
+  EXPECT_GE(accepted, 6);
+  EXPECT_LE(accepted, 9);
+  EXPECT_LE(writer.queued_units(), 6u);
+  EXPECT_EQ(writer.stats().rejected, std::uint64_t(20 - accepted));
+  fake.open_gate();
+  writer.stop();
+  EXPECT_EQ(done.load(), accepted);
+}
+
+TEST(group_commit_lanes, stop_drains_every_lane) {
+  fake_store fake;
+  auto cfg = quick_config();
+  cfg.lanes = 3;
+  std::atomic<int> done{0};
+  {
+    group_commit_writer writer{fake, cfg};
+    for (int i = 0; i < 30; ++i)
+      for (int s = 0; s < 5; ++s)
+        ASSERT_TRUE(writer.submit(append("sub_" + std::to_string(s), i),
+                                  [&](auto r) {
+                                    EXPECT_TRUE(r);
+                                    ++done;
+                                  }));
+  }
+  EXPECT_EQ(done.load(), 150);
+  for (int s = 0; s < 5; ++s)
+    EXPECT_EQ(fake.version("sub_" + std::to_string(s)), 30);
+}

@@ -365,7 +365,7 @@ SELECT p.proname, p.prosecdef,
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'public' AND p.proname LIKE 'recur\_%'
 ORDER BY p.proname)");
-  ASSERT_EQ(fns.size(), 6U);
+  ASSERT_EQ(fns.size(), 7U); // 0007's six + recur_claim_scoped_timers (0009)
   for (const auto& f : fns) {
     SCOPED_TRACE(f[0].as<std::string>());
     EXPECT_TRUE(f["prosecdef"].as<bool>());
@@ -480,6 +480,132 @@ TEST_F(ledger_trigger, the_app_role_cannot_update_or_delete_ledger_entries) {
             "42501");
   EXPECT_EQ(count_rows(*admin_, "ledger_entries"), before);
   EXPECT_EQ(count_rows(*admin_, "ledger_entries", "amount_minor = 1"), 0);
+}
+
+// -- the per-statement balance check (migration 0010) -------------------------
+// The store asks for it with recur.ledger_check = 'statement': each statement
+// is checked at its end, for every ledger transaction it touched.
+
+class ledger_statement_check : public ledger_trigger {
+protected:
+  static void per_statement(pqxx::work& tx) {
+    tx.exec("SELECT set_config('recur.ledger_check', 'statement', true)");
+  }
+
+  // Every line of ledger transaction `id` in one INSERT: debits of 100 and
+  // credits of `credit` minor units.
+  static void lines(pqxx::work& tx, const std::string& tenant,
+                    const std::string& id, std::int64_t credit,
+                    int first_line = 1) {
+    tx.exec_params("INSERT INTO ledger_entries (tenant_id, transaction_id,"
+                   " line, account, side, amount_minor, currency, memo,"
+                   " subject, at) VALUES"
+                   " ($1, $2, $3, 'cash', 'debit', 100, 'USD', '', 'raw', now()),"
+                   " ($1, $2, $3 + 1, 'cash', 'credit', $4, 'USD', '', 'raw',"
+                   "  now())",
+                   tenant, id, first_line, credit);
+  }
+};
+
+TEST_F(ledger_statement_check, a_balanced_statement_commits) {
+  pqxx::connection app{app_conninfo(*db_)};
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{app};
+              per_statement(tx);
+              as_tenant(tx, "ten_a");
+              lines(tx, "ten_a", "raw_1", 100);
+              lines(tx, "ten_a", "raw_2", 100);
+              tx.commit();
+            }),
+            "ok");
+  EXPECT_EQ(raw_rows(), 4);
+}
+
+TEST_F(ledger_statement_check, an_unbalanced_statement_fails_at_once) {
+  pqxx::connection app{app_conninfo(*db_)};
+  bool reached_commit = false;
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{app};
+              per_statement(tx);
+              as_tenant(tx, "ten_a");
+              lines(tx, "ten_a", "raw_1", 99);
+              reached_commit = true;
+              tx.commit();
+            }),
+            "23514");
+  EXPECT_FALSE(reached_commit);
+  EXPECT_EQ(raw_rows(), 0);
+}
+
+TEST_F(ledger_statement_check, it_is_stricter_a_transaction_may_not_span_statements) {
+  pqxx::connection app{app_conninfo(*db_)};
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{app};
+              per_statement(tx);
+              as_tenant(tx, "ten_a");
+              line(tx, "ten_a", "raw_1", 1, "debit", 100);
+              line(tx, "ten_a", "raw_1", 2, "credit", 100);
+              tx.commit();
+            }),
+            "23514");
+  EXPECT_EQ(raw_rows(), 0);
+}
+
+TEST_F(ledger_statement_check, a_later_statement_that_unbalances_is_refused) {
+  pqxx::connection app{app_conninfo(*db_)};
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{app};
+              per_statement(tx);
+              as_tenant(tx, "ten_a");
+              lines(tx, "ten_a", "raw_1", 100);
+              line(tx, "ten_a", "raw_1", 3, "debit", 7);
+              tx.commit();
+            }),
+            "23514");
+  EXPECT_EQ(raw_rows(), 0);
+}
+
+TEST_F(ledger_statement_check, lines_added_after_turning_it_off_are_checked_at_commit) {
+  pqxx::connection app{app_conninfo(*db_)};
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{app};
+              per_statement(tx);
+              as_tenant(tx, "ten_a");
+              lines(tx, "ten_a", "raw_1", 100);
+              tx.exec("SELECT set_config('recur.ledger_check', '', true)");
+              line(tx, "ten_a", "raw_1", 3, "debit", 7); // deferred check
+              tx.commit();
+            }),
+            "23514");
+  EXPECT_EQ(raw_rows(), 0);
+}
+
+TEST_F(ledger_statement_check, it_sees_every_tenant_of_a_shared_transaction) {
+  pqxx::connection app{app_conninfo(*db_)};
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{app};
+              per_statement(tx);
+              as_tenant(tx, "ten_a");
+              lines(tx, "ten_a", "raw_1", 100);
+              as_tenant(tx, "ten_b");
+              lines(tx, "ten_b", "raw_1", 100);
+              tx.commit();
+            }),
+            "ok");
+  EXPECT_EQ(raw_rows(), 4);
+  // The same id in another tenant is another ledger transaction: an
+  // unbalanced one there is refused although ten_a's balances.
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{app};
+              per_statement(tx);
+              as_tenant(tx, "ten_b");
+              lines(tx, "ten_b", "raw_2", 100);
+              as_tenant(tx, "ten_a");
+              lines(tx, "ten_a", "raw_2", 1);
+              tx.commit();
+            }),
+            "23514");
+  EXPECT_EQ(raw_rows(), 4);
 }
 
 } // namespace

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <regex>
 #include <latch>
 #include <memory>
 #include <set>
@@ -14,6 +15,8 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include "persistence/group_commit.hpp"
+#include "persistence/pg_commit.hpp"
 #include "persistence/pg_migrations.hpp"
 #include "persistence/pg_store.hpp"
 #include "tests/persistence/pg_testdb.hpp"
@@ -621,6 +624,183 @@ TEST_F(batches, a_relay_that_follows_positions_misses_no_message) {
   auto left = s->fetch_unpublished(0, 1000);
   ASSERT_TRUE(left);
   EXPECT_EQ(left->size(), seen.size()); // none published yet: all still there
+}
+
+// -- writer lanes -------------------------------------------------------------
+
+TEST_F(batches, two_writer_lanes_keep_each_subscription_in_order) {
+  group_commit_config cfg;
+  cfg.lanes = 2;
+  cfg.max_wait_us = 0;
+  cfg.max_batch_units = 64;
+  cfg.queue_limit_units = 10'000;
+  constexpr int threads = 4;
+  constexpr int subs_per_thread = 5;
+  constexpr int steps = 30;
+  constexpr int total = threads * subs_per_thread * steps;
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  {
+    group_commit_writer writer{*store_, cfg};
+    std::vector<std::thread> pool;
+    pool.reserve(threads);
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        // Never waiting for an answer: each unit expects the previous one of
+        // its subscription to be stored before it, whichever lane runs it.
+        for (int i = 0; i < steps; ++i)
+          for (int s = 0; s < subs_per_thread; ++s) {
+            const auto sub = "sub_" + std::to_string(t) + "_"
+                             + std::to_string(s);
+            auto w = append_one(tenant_id{t % 2 == 0 ? "ten_a" : "ten_b"},
+                                sub, i);
+            w.outbox.push_back({sub + "/" + std::to_string(i), sub, "t", sub,
+                                "{}", {}});
+            w.timers_to_schedule.push_back(
+              {sub + "/tm/" + std::to_string(i), sub, "k", instant{100}, "{}"});
+            EXPECT_TRUE(writer.submit(std::move(w), [&](auto r) {
+              (r ? ok : failed).fetch_add(1);
+            }));
+          }
+      });
+    for (auto& t : pool)
+      t.join();
+    writer.stop();
+    EXPECT_GE(writer.stats().batches, 2u);
+  }
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(ok.load(), total);
+  EXPECT_EQ(scalar(db_->conninfo(), "SELECT count(*) FROM subscription_events"),
+            total);
+  // Per subscription, seqs 1..steps (the contiguity trigger refuses gaps).
+  EXPECT_EQ(scalar(db_->conninfo(),
+                   "SELECT count(*) FROM (SELECT subscription_id FROM"
+                   " subscription_events GROUP BY subscription_id HAVING"
+                   " max(seq) = " + std::to_string(steps) + " AND count(*) = "
+                     + std::to_string(steps) + ") x"),
+            threads * subs_per_thread);
+  // The outbox got every message once, positions in commit order (the
+  // advisory lock serialises the lanes' outbox writes): a relay following
+  // positions sees all of them.
+  std::set<std::string> seen;
+  std::int64_t after = 0;
+  for (int page = 0; page < 1'000; ++page) {
+    auto batch = store_->fetch_unpublished(after, 500);
+    ASSERT_TRUE(batch) << code_of(batch);
+    if (batch->empty())
+      break;
+    for (const auto& m : *batch) {
+      EXPECT_TRUE(seen.insert(m.message.id).second) << m.message.id;
+      EXPECT_GT(m.position, after);
+      after = m.position;
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(total));
+}
+
+// -- plans --------------------------------------------------------------------
+
+// The plans of the statements a call runs, as auto_explain reports them to
+// the client (it is part of PostgreSQL's contrib, which the server package
+// ships).
+class plan_log : public pqxx::errorhandler {
+public:
+  explicit plan_log(pqxx::connection_base& c) : pqxx::errorhandler(c) {}
+  bool operator()(const char msg[]) noexcept override {
+    text += msg;
+    return true;
+  }
+  std::string text;
+};
+
+std::vector<std::int64_t> rows_removed_by_filter(const std::string& plans) {
+  std::vector<std::int64_t> out;
+  const std::regex removed{R"(Rows Removed by Filter: (\d+))"};
+  for (std::sregex_iterator it{plans.begin(), plans.end(), removed}, end;
+       it != end; ++it)
+    out.push_back(std::stoll((*it)[1].str()));
+  return out;
+}
+
+TEST_F(batches, a_claim_does_not_walk_over_leased_timers) {
+  unit_of_work w;
+  w.tenant = tenant_a;
+  for (int i = 0; i < 2'000; ++i)
+    w.timers_to_schedule.push_back({"tm_busy_" + std::to_string(i),
+                                    "sub_" + std::to_string(i), "retry",
+                                    instant{10}, "{}"});
+  ASSERT_TRUE(store_->commit(w));
+  auto busy = store_->claim_due_timers(instant{20}, 5'000, 1'000, "c1");
+  ASSERT_TRUE(busy) << code_of(busy);
+  ASSERT_EQ(busy->size(), 2'000U);
+  unit_of_work late;
+  late.tenant = tenant_b;
+  late.timers_to_schedule.push_back(
+    {"tm_free", "sub_x", "retry", instant{30}, "{}"});
+  ASSERT_TRUE(store_->commit(late));
+
+  pqxx::connection admin{db_->conninfo()};
+  plan_log plans{admin};
+  pqxx::nontransaction tx{admin};
+  tx.exec("LOAD 'auto_explain'");
+  tx.exec("SET auto_explain.log_min_duration = 0");
+  tx.exec("SET auto_explain.log_analyze = on");
+  tx.exec("SET auto_explain.log_nested_statements = on");
+  tx.exec("SET client_min_messages = log");
+  const auto got = tx.exec(
+    "SELECT timer_id FROM recur_claim_due_timers(to_timestamp(40), 10, 30,"
+    " 'c2')");
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(got[0][0].as<std::string>(), "tm_free");
+  EXPECT_NE(plans.text.find("timers_available"), std::string::npos)
+    << plans.text;
+  for (const auto n : rows_removed_by_filter(plans.text))
+    EXPECT_LT(n, 10) << plans.text; // the old scan skipped all 2,000
+}
+
+TEST_F(batches, the_batch_settings_make_an_update_probe_by_key) {
+  // Ten thousand invoices with statistics, as a live database has them.
+  pqxx::connection admin{db_->conninfo()};
+  pqxx::nontransaction{admin}.exec(
+    "INSERT INTO invoices (tenant_id, invoice_id, subscription_id,"
+    " idempotency_key, status, currency, total_minor, amount_due_minor,"
+    " amount_paid_minor, period_start, period_end, lines_json, version,"
+    " created_at, updated_at)"
+    " SELECT 'ten_a', 'in_' || g, 'sub_' || g, 'key_' || g, 'open', 'USD',"
+    " 100, 100, 0, now(), now(), '[]', 1, now(), now()"
+    " FROM generate_series(1, 10000) g");
+  pqxx::nontransaction{admin}.exec("ANALYZE invoices");
+
+  // A batch's invoice update for 400 of them (the statement of
+  // pg_commit.cpp, with its array as a literal, as a custom plan sees it).
+  std::string ids = "{";
+  for (int i = 0; i < 400; ++i)
+    ids += (i > 0 ? ",in_" : "in_") + std::to_string(1 + i * 23);
+  ids += "}";
+  const std::string update
+    = "EXPLAIN UPDATE invoices x SET status = 'paid', version = x.version + 1"
+      " FROM unnest('" + ids + "'::text[]) AS u(id)"
+      " WHERE x.tenant_id = 'ten_a' AND x.invoice_id = u.id";
+  auto plan_of = [&](bool batch_settings) {
+    pqxx::work tx{admin};
+    tx.exec("SET LOCAL ROLE recur_app");
+    tx.exec("SELECT set_config('app.tenant_id', 'ten_a', true)");
+    if (batch_settings)
+      tx.exec(pg::batch_settings_sql);
+    std::string plan;
+    for (const auto& row : tx.exec(update))
+      plan += row[0].as<std::string>() + "\n";
+    return plan;
+  };
+  // By default the planner hashes the whole table for 400 keys: O(table)
+  // per batch. With the batch's settings it probes the primary key: O(batch).
+  const auto by_default = plan_of(false);
+  EXPECT_NE(by_default.find("Seq Scan on invoices"), std::string::npos)
+    << by_default;
+  const auto in_a_batch = plan_of(true);
+  EXPECT_NE(in_a_batch.find("Index Scan using invoices_pkey"), std::string::npos)
+    << in_a_batch;
+  EXPECT_EQ(in_a_batch.find("Seq Scan"), std::string::npos) << in_a_batch;
 }
 
 } // namespace

@@ -774,6 +774,50 @@ TEST_P(store_contract, claim_takes_due_timers_oldest_first_up_to_the_limit) {
   EXPECT_EQ(second->at(0).timer.id, "tm_3");
 }
 
+TEST_P(store_contract,
+       scoped_claims_take_one_tenants_timers_or_skip_test_mode_tenants) {
+  auto test_tenant = tenant(tenant_id{"ten_test_clock"}, hex64('c'));
+  test_tenant.test_mode = true;
+  ASSERT_TRUE(db().create_tenant(test_tenant));
+  auto wa = work(tenant_a());
+  wa.timers_to_schedule.push_back(timer("tm_a", "sub_1", "retry", 10));
+  commit_ok(wa);
+  auto wb = work(tenant_b());
+  wb.timers_to_schedule.push_back(timer("tm_b", "sub_2", "retry", 30));
+  commit_ok(wb);
+  auto wt = work(test_tenant.id);
+  wt.timers_to_schedule.push_back(timer("tm_t2", "sub_3", "retry", 40));
+  wt.timers_to_schedule.push_back(timer("tm_t1", "sub_3", "trial_end", 20));
+  wt.timers_to_schedule.push_back(timer("tm_t3", "sub_3", "retry", 900));
+  commit_ok(wt);
+
+  store::timer_claim_scope live;
+  live.skip_test_tenants = true;
+  auto wall = db().claim_due_timers_in(live, at(100), 10, 60, "service");
+  ASSERT_TRUE(wall) << explain(wall);
+  ASSERT_EQ(wall->size(), 2U);
+  EXPECT_EQ(wall->at(0).timer.id, "tm_a");
+  EXPECT_EQ(wall->at(1).timer.id, "tm_b");
+
+  store::timer_claim_scope one;
+  one.tenant = test_tenant.id;
+  auto first = db().claim_due_timers_in(one, at(100), 1, 60, "test-clock");
+  ASSERT_TRUE(first) << explain(first);
+  ASSERT_EQ(first->size(), 1U);
+  EXPECT_EQ(first->at(0).timer.id, "tm_t1"); // oldest first
+  EXPECT_EQ(first->at(0).tenant, test_tenant.id);
+  EXPECT_EQ(first->at(0).lease_until, at(160));
+  auto rest = db().claim_due_timers_in(one, at(100), 10, 60, "test-clock");
+  ASSERT_TRUE(rest) << explain(rest);
+  ASSERT_EQ(rest->size(), 1U); // tm_t1 is leased, tm_t3 not due
+  EXPECT_EQ(rest->at(0).timer.id, "tm_t2");
+  // The unscoped claim still sees every tenant: nothing is left but
+  // tm_t3, which is not due.
+  auto all = db().claim_due_timers(at(100), 10, 60, "other");
+  ASSERT_TRUE(all) << explain(all);
+  EXPECT_TRUE(all->empty());
+}
+
 TEST_P(store_contract, a_leased_timer_is_not_claimed_again_and_stays_pending) {
   auto w = work(tenant_a());
   w.timers_to_schedule.push_back(timer("tm_1", "sub_1", "retry", 10));
@@ -2232,4 +2276,104 @@ TEST_P(store_contract, only_an_unanswered_reservation_of_the_same_request_is_rel
   EXPECT_EQ(replay->state, idempotency_state::replay);
   ASSERT_TRUE(replay->stored);
   EXPECT_EQ(replay->stored->response_body, R"({"id": "x"})");
+}
+
+// -- claim order by availability ----------------------------------------------
+// A claim takes timers in the order they became claimable: a timer never
+// leased at its due time, one whose lease lapsed at the lease's end.
+
+TEST_P(store_contract, a_lapsed_lease_queues_the_timer_at_its_lease_end) {
+  auto w = work(tenant_a());
+  w.timers_to_schedule.push_back(timer("tm_early", "sub_1", "retry", 10));
+  w.timers_to_schedule.push_back(timer("tm_later", "sub_2", "retry", 40));
+  commit_ok(w);
+  // tm_early is leased until 50 and its claimer dies; tm_later fell due at
+  // 40, before that lease ended, so it waited longer.
+  auto first = db().claim_due_timers(at(20), 1, 30, "claimer_1");
+  ASSERT_TRUE(first) << explain(first);
+  ASSERT_EQ(first->size(), 1U);
+  EXPECT_EQ(first->at(0).timer.id, "tm_early");
+
+  auto one = db().claim_due_timers(at(60), 1, 30, "claimer_2");
+  ASSERT_TRUE(one) << explain(one);
+  ASSERT_EQ(one->size(), 1U);
+  EXPECT_EQ(one->at(0).timer.id, "tm_later");
+  EXPECT_EQ(one->at(0).lease_until, at(90));
+  auto next = db().claim_due_timers(at(60), 10, 30, "claimer_2");
+  ASSERT_TRUE(next) << explain(next);
+  ASSERT_EQ(next->size(), 1U);
+  EXPECT_EQ(next->at(0).timer.id, "tm_early");
+  EXPECT_EQ(next->at(0).timer.due_at, at(10)); // its due time is unchanged
+}
+
+TEST_P(store_contract, a_batch_of_claims_comes_in_availability_order) {
+  auto w = work(tenant_a());
+  w.timers_to_schedule.push_back(timer("tm_1", "sub_1", "retry", 10));
+  w.timers_to_schedule.push_back(timer("tm_2", "sub_2", "retry", 45));
+  w.timers_to_schedule.push_back(timer("tm_3", "sub_3", "retry", 70));
+  commit_ok(w);
+  ASSERT_TRUE(db().claim_due_timers(at(20), 1, 30, "claimer_1")); // tm_1 → 50
+
+  auto all = db().claim_due_timers(at(100), 10, 30, "claimer_2");
+  ASSERT_TRUE(all) << explain(all);
+  std::vector<std::string> ids;
+  for (const auto& c : *all)
+    ids.push_back(c.timer.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"tm_2", "tm_1", "tm_3"}));
+}
+
+TEST_P(store_contract, many_leased_timers_do_not_hide_a_claimable_one) {
+  auto w = work(tenant_a());
+  for (int i = 0; i < 300; ++i)
+    w.timers_to_schedule.push_back(
+      timer("tm_busy_" + std::to_string(i), "sub_" + std::to_string(i),
+            "retry", 10));
+  commit_ok(w);
+  auto busy = db().claim_due_timers(at(20), 300, 1000, "claimer_1");
+  ASSERT_TRUE(busy) << explain(busy);
+  ASSERT_EQ(busy->size(), 300U);
+
+  auto late = work(tenant_b());
+  late.timers_to_schedule.push_back(timer("tm_free", "sub_x", "retry", 30));
+  commit_ok(late);
+  auto got = db().claim_due_timers(at(40), 1, 2000, "claimer_2");
+  ASSERT_TRUE(got) << explain(got);
+  ASSERT_EQ(got->size(), 1U);
+  EXPECT_EQ(got->at(0).timer.id, "tm_free");
+  EXPECT_EQ(got->at(0).tenant, tenant_b());
+  auto none = db().claim_due_timers(at(1019), 10, 30, "claimer_3");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty()); // every lease still holds (until 1020)
+  auto back = db().claim_due_timers(at(1020), 500, 30, "claimer_3");
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->size(), 300U);
+}
+
+TEST_P(store_contract, a_completed_leased_timer_leaves_the_claim_order) {
+  auto w = work(tenant_a());
+  w.timers_to_schedule.push_back(timer("tm_1", "sub_1", "retry", 10));
+  w.timers_to_schedule.push_back(timer("tm_2", "sub_2", "retry", 10));
+  commit_ok(w);
+  ASSERT_TRUE(db().claim_due_timers(at(20), 10, 30, "claimer_1"));
+  auto done = work(tenant_a());
+  done.timers_to_complete.push_back("tm_1");
+  commit_ok(done);
+  auto cancel = work(tenant_a());
+  cancel.timers_to_cancel.push_back(timer_cancel{"sub_2", ""});
+  commit_ok(cancel);
+  auto after = db().claim_due_timers(at(100), 10, 30, "claimer_2");
+  ASSERT_TRUE(after) << explain(after);
+  EXPECT_TRUE(after->empty());
+
+  // A cancelled id scheduled again is claimable at its new due time, with no
+  // trace of its old lease.
+  auto again = work(tenant_a());
+  again.timers_to_schedule.push_back(timer("tm_2", "sub_2", "retry", 90));
+  commit_ok(again);
+  auto rearmed = db().claim_due_timers(at(100), 10, 30, "claimer_3");
+  ASSERT_TRUE(rearmed) << explain(rearmed);
+  ASSERT_EQ(rearmed->size(), 1U);
+  EXPECT_EQ(rearmed->at(0).timer.id, "tm_2");
+  EXPECT_EQ(rearmed->at(0).timer.due_at, at(90));
+  EXPECT_EQ(rearmed->at(0).lease_until, at(130));
 }
