@@ -375,24 +375,30 @@ TEST(subscription_actor_threads, many_subscriptions_lose_nothing) {
 namespace recur {
 namespace {
 
+/// `subs` subscriptions with a 14-day trial, stored directly; the clock is
+/// then at their trial end, so that all their renewals are due at once.
+void seed_trials(world& w, int subs, std::uint64_t seed) {
+  rng gen(seed);
+  for (int k = 0; k < subs; ++k) {
+    auto d = handle(subscription_aggregate{}, tenant,
+                    subscription_id{"sub_" + std::to_string(k)},
+                    sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                   "pm_card_visa", 14},
+                    w.env, t0, gen);
+    ASSERT_TRUE(d.has_value());
+    ASSERT_TRUE(w.st.commit(d->work).has_value());
+  }
+  w.clk.advance_seconds(14 * seconds_per_day);
+}
+
 /// Commits refused by an overloaded writer are retried by the subscription
 /// actors (with a backoff), not lost until the timer lease runs out.
 TEST(subscription_actor_threads, refused_commits_are_retried) {
   world w{0};
   constexpr int subs = 60;
-  {
-    rng gen(5);
-    for (int k = 0; k < subs; ++k) {
-      auto d = handle(subscription_aggregate{}, tenant,
-                      subscription_id{"sub_" + std::to_string(k)},
-                      sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
-                                     "pm_card_visa", 14},
-                      w.env, t0, gen);
-      ASSERT_TRUE(d.has_value());
-      ASSERT_TRUE(w.st.commit(d->work).has_value());
-    }
-  }
-  w.clk.advance_seconds(14 * seconds_per_day);
+  seed_trials(w, subs, 5);
+  if (::testing::Test::HasFatalFailure())
+    return;
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
@@ -434,19 +440,9 @@ TEST(subscription_actor_threads, commits_in_actors_with_a_timer_window_lose_noth
   world w{0};
   w.ctx.commit_in_actor = true;
   constexpr int subs = 400;
-  {
-    rng gen(7);
-    for (int k = 0; k < subs; ++k) {
-      auto d = handle(subscription_aggregate{}, tenant,
-                      subscription_id{"sub_" + std::to_string(k)},
-                      sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
-                                     "pm_card_visa", 14},
-                      w.env, t0, gen);
-      ASSERT_TRUE(d.has_value());
-      ASSERT_TRUE(w.st.commit(d->work).has_value());
-    }
-  }
-  w.clk.advance_seconds(14 * seconds_per_day);
+  seed_trials(w, subs, 7);
+  if (::testing::Test::HasFatalFailure())
+    return;
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2);
   cfg.set("logger.file-verbosity", caf::atom("quiet"));

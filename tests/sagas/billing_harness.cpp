@@ -270,53 +270,6 @@ billing_harness::aggregate(const subscription_id& sub) {
   return **a;
 }
 
-std::vector<invoice_record>
-billing_harness::invoices(const subscription_id& sub) {
-  std::vector<invoice_record> out;
-  std::string cursor;
-  do {
-    auto pg = st_.list_invoices(tenant_, sub, cursor, 200);
-    if (!pg)
-      break;
-    out.insert(out.end(), pg->items.begin(), pg->items.end());
-    cursor = pg->next_cursor;
-  } while (!cursor.empty());
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.period_start.unix_s, a.id.value)
-           < std::tie(b.period_start.unix_s, b.id.value);
-  });
-  return out;
-}
-
-std::vector<saga_record> billing_harness::sagas() {
-  std::vector<saga_record> out;
-  std::string cursor;
-  do {
-    auto pg = st_.list_sagas(tenant_, saga_filter{}, cursor, 200);
-    if (!pg)
-      break;
-    out.insert(out.end(), pg->items.begin(), pg->items.end());
-    cursor = pg->next_cursor;
-  } while (!cursor.empty());
-  return out;
-}
-
-std::int64_t billing_harness::balance(account a, const char* cur) {
-  auto b = st_.ledger_balances(tenant_);
-  if (!b)
-    return 0;
-  for (const auto& x : *b)
-    if (x.account_name == a && x.currency == cur)
-      return x.balance_minor;
-  return 0;
-}
-
-std::vector<std::string> billing_harness::gateway_keys() const {
-  return {keys_.begin(), keys_.end()};
-}
-
-// -- invariants ---------------------------------------------------------------
-
 namespace {
 
 std::vector<invoice_record> all_invoices(store& db, const tenant_id& t,
@@ -372,6 +325,37 @@ void check_keys(const sandbox_gateway& gw, const std::set<std::string>& keys,
 }
 
 } // namespace
+
+std::vector<invoice_record>
+billing_harness::invoices(const subscription_id& sub) {
+  auto out = all_invoices(st_, tenant_, sub);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.period_start.unix_s, a.id.value)
+           < std::tie(b.period_start.unix_s, b.id.value);
+  });
+  return out;
+}
+
+std::vector<saga_record> billing_harness::sagas() {
+  return all_sagas(st_, tenant_);
+}
+
+std::int64_t billing_harness::balance(account a, const char* cur) {
+  auto b = st_.ledger_balances(tenant_);
+  if (!b)
+    return 0;
+  for (const auto& x : *b)
+    if (x.account_name == a && x.currency == cur)
+      return x.balance_minor;
+  return 0;
+}
+
+std::vector<std::string> billing_harness::gateway_keys() const {
+  return {keys_.begin(), keys_.end()};
+}
+
+// -- invariants ---------------------------------------------------------------
+
 
 std::vector<std::string> check_invariants(billing_harness& h) {
   auto breaches = check_invariants(h.db(), h.tenant(), h.gateway());
