@@ -68,12 +68,13 @@ struct options {
 };
 
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr,
-               "renewal_bench: %s\nusage: renewal_bench [--store memory|pg] "
-               "[--db conninfo] [--n N] [--writer group|inline|actor] [--window W]\n"
-               "  [--pool P] [--lanes L] [--threads T] [--policy stealing|sharing]\n"
-               "  [--poll-ms MS] [--after-setup CMD] [--timeout-s S]\n",
-               why);
+  std::fprintf(
+    stderr,
+    "renewal_bench: %s\nusage: renewal_bench [--store memory|pg] "
+    "[--db conninfo] [--n N] [--writer group|inline|actor] [--window W]\n"
+    "  [--pool P] [--lanes L] [--threads T] [--policy stealing|sharing]\n"
+    "  [--poll-ms MS] [--after-setup CMD] [--timeout-s S]\n",
+    why);
   std::exit(2);
 }
 
@@ -292,14 +293,15 @@ int main(int argc, char** argv) {
   std::printf(
     "{\"bench\":\"renewal\",\"store\":\"%s\",\"writer\":\"%s\",\"n\":%lld,"
     "\"window\":%zu,\"threads\":%d,\"policy\":\"%s\",\"pool\":%zu,"
-    "\"lanes\":%zu,\"poll_ms\":%lld,\"after_setup\":%s,\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
+    "\"lanes\":%zu,\"poll_ms\":%lld,\"after_setup\":%s,"
+    "\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
     "\"sagas_per_s\":%.0f,\"commits\":%llu,\"commit_failures\":%llu,"
     "\"gateway_calls\":%llu,\"collected_minor\":%lld,\"expected_minor\":%lld,"
     "\"done\":%s}\n",
     o.store.c_str(), o.writer.c_str(), static_cast<long long>(o.n), o.window,
     o.threads, o.policy.c_str(), o.pool, o.lanes,
-    static_cast<long long>(o.poll_ms),
-    o.after_setup.empty() ? "false" : "true", setup_s, run_s,
+    static_cast<long long>(o.poll_ms), o.after_setup.empty() ? "false" : "true",
+    setup_s, run_s,
     static_cast<unsigned long long>(counters.sagas_completed.load()),
     static_cast<double>(counters.sagas_completed.load()) / run_s,
     static_cast<unsigned long long>(counters.commits.load()),

@@ -31,9 +31,9 @@ pg_scratch_start recur-renewal recur_bench "fsync = on" \
 db="$(pg_conninfo "$SCRATCH/run" "$PG_PORT" recur_bench)"
 # The durable settings of bench/RESULTS.md: activations read PostgreSQL on
 # the scheduler threads, hence 16 threads (sharing: idle ones block instead
-# of polling) and 16 connections; two group-commit lanes; claims at
+# of polling) and 16 connections; four group-commit lanes; claims at
 # half-window refills rather than every millisecond; and ANALYZE after the
 # set-up, which loads N subscriptions faster than autovacuum's first pass.
 "$BUILD_DIR/bench/renewal_bench" --store pg --db "$db" --n "$PG_N" \
-  --writer group --threads 16 --policy sharing --pool 16 --lanes 2 \
+  --writer group --threads 16 --policy sharing --pool 16 --lanes 4 \
   --poll-ms 50 --after-setup "$(printf '%q ' "$PG_BIN/psql" "$db" -qXc ANALYZE)"

@@ -46,7 +46,6 @@ void bump_max(std::atomic<std::uint64_t>& target, std::uint64_t value) {
   }
 }
 
-
 // The first subscription a unit names, where units of a subscription name it.
 const std::string* subscription_named_by(const unit_of_work& w) {
   if (!w.events.empty())

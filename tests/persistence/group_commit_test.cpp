@@ -789,8 +789,8 @@ TEST(group_commit_lanes, units_of_one_subscription_share_an_ordering_key) {
   unit_of_work read_model;
   read_model.tenant = tenant_a;
   read_model.subscriptions.push_back(subscription_row{
-    subscription_id{"sub_1"}, customer_id{"cus_1"}, plan_id{"basic"},
-    "active", 1, "{}", instant{1'700'000'000}});
+    subscription_id{"sub_1"}, customer_id{"cus_1"}, plan_id{"basic"}, "active",
+    1, "{}", instant{1'700'000'000}});
   unit_of_work timer_only;
   timer_only.tenant = tenant_a;
   timer_only.timers_to_schedule.push_back(
@@ -934,11 +934,11 @@ TEST(group_commit_lanes, stop_drains_every_lane) {
     group_commit_writer writer{fake, cfg};
     for (int i = 0; i < 30; ++i)
       for (int s = 0; s < 5; ++s)
-        ASSERT_TRUE(writer.submit(append("sub_" + std::to_string(s), i),
-                                  [&](auto r) {
-                                    EXPECT_TRUE(r);
-                                    ++done;
-                                  }));
+        ASSERT_TRUE(
+          writer.submit(append("sub_" + std::to_string(s), i), [&](auto r) {
+            EXPECT_TRUE(r);
+            ++done;
+          }));
   }
   EXPECT_EQ(done.load(), 150);
   for (int s = 0; s < 5; ++s)

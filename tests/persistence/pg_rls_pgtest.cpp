@@ -497,13 +497,14 @@ protected:
   static void lines(pqxx::work& tx, const std::string& tenant,
                     const std::string& id, std::int64_t credit,
                     int first_line = 1) {
-    tx.exec_params("INSERT INTO ledger_entries (tenant_id, transaction_id,"
-                   " line, account, side, amount_minor, currency, memo,"
-                   " subject, at) VALUES"
-                   " ($1, $2, $3, 'cash', 'debit', 100, 'USD', '', 'raw', now()),"
-                   " ($1, $2, $3 + 1, 'cash', 'credit', $4, 'USD', '', 'raw',"
-                   "  now())",
-                   tenant, id, first_line, credit);
+    tx.exec_params(
+      "INSERT INTO ledger_entries (tenant_id, transaction_id,"
+      " line, account, side, amount_minor, currency, memo,"
+      " subject, at) VALUES"
+      " ($1, $2, $3, 'cash', 'debit', 100, 'USD', '', 'raw', now()),"
+      " ($1, $2, $3 + 1, 'cash', 'credit', $4, 'USD', '', 'raw',"
+      "  now())",
+      tenant, id, first_line, credit);
   }
 };
 
@@ -537,7 +538,8 @@ TEST_F(ledger_statement_check, an_unbalanced_statement_fails_at_once) {
   EXPECT_EQ(raw_rows(), 0);
 }
 
-TEST_F(ledger_statement_check, it_is_stricter_a_transaction_may_not_span_statements) {
+TEST_F(ledger_statement_check,
+       it_is_stricter_a_transaction_may_not_span_statements) {
   pqxx::connection app{app_conninfo(*db_)};
   EXPECT_EQ(sqlstate_of([&] {
               pqxx::work tx{app};
@@ -565,7 +567,8 @@ TEST_F(ledger_statement_check, a_later_statement_that_unbalances_is_refused) {
   EXPECT_EQ(raw_rows(), 0);
 }
 
-TEST_F(ledger_statement_check, lines_added_after_turning_it_off_are_checked_at_commit) {
+TEST_F(ledger_statement_check,
+       lines_added_after_turning_it_off_are_checked_at_commit) {
   pqxx::connection app{app_conninfo(*db_)};
   EXPECT_EQ(sqlstate_of([&] {
               pqxx::work tx{app};
@@ -606,6 +609,114 @@ TEST_F(ledger_statement_check, it_sees_every_tenant_of_a_shared_transaction) {
             }),
             "23514");
   EXPECT_EQ(raw_rows(), 4);
+}
+
+// -- saga steps and their saga (migration 0011) -------------------------------
+// Checked once per statement instead of a foreign key that locked the saga
+// row for every step; the refusals are the foreign key's.
+
+class saga_step_check : public seeded {
+protected:
+  // Inserts one step of saga `saga` as tenant `tenant`, as the app role.
+  std::string step_of(const std::string& tenant, const std::string& saga,
+                      int seq = 2) {
+    pqxx::connection app{app_conninfo(*db_)};
+    return sqlstate_of([&] {
+      pqxx::work tx{app};
+      tx.exec_params("SELECT set_config('app.tenant_id', $1, true)", tenant);
+      tx.exec_params("INSERT INTO saga_steps (tenant_id, saga_id, seq, step,"
+                     " kind, name, outcome, detail, at) VALUES"
+                     " ($1, $2, $3, 0, 'action', 'raw', 'ok', '', now())",
+                     tenant, saga, seq);
+      tx.commit();
+    });
+  }
+
+  std::int64_t raw_steps() {
+    return count_rows(*admin_, "saga_steps", "name = 'raw'");
+  }
+};
+
+TEST_F(saga_step_check, a_step_of_an_existing_saga_goes_in) {
+  EXPECT_EQ(step_of("ten_a", "sg_1"), "ok");
+  EXPECT_EQ(raw_steps(), 1);
+}
+
+TEST_F(saga_step_check, a_step_of_a_missing_saga_is_a_foreign_key_violation) {
+  EXPECT_EQ(step_of("ten_a", "sg_404"), "23503");
+  EXPECT_EQ(raw_steps(), 0);
+}
+
+TEST_F(saga_step_check, another_tenants_saga_id_does_not_count) {
+  {
+    pqxx::work tx{*admin_};
+    tx.exec("DELETE FROM saga_steps WHERE tenant_id = 'ten_a'");
+    tx.exec("DELETE FROM sagas WHERE tenant_id = 'ten_a'");
+    tx.commit();
+  }
+  EXPECT_EQ(step_of("ten_a", "sg_1"), "23503"); // only ten_b has an sg_1
+  EXPECT_EQ(raw_steps(), 0);
+}
+
+TEST_F(saga_step_check, one_missing_saga_fails_the_whole_statement) {
+  pqxx::connection app{app_conninfo(*db_)};
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{app};
+              tx.exec("SELECT set_config('app.tenant_id', 'ten_a', true)");
+              tx.exec(
+                "INSERT INTO saga_steps (tenant_id, saga_id, seq, step,"
+                " kind, name, outcome, detail, at) VALUES"
+                " ('ten_a', 'sg_1', 2, 0, 'action', 'raw', 'ok', '', now()),"
+                " ('ten_a', 'sg_2', 1, 0, 'action', 'raw', 'ok', '', now())");
+              tx.commit();
+            }),
+            "23503");
+  EXPECT_EQ(raw_steps(), 0);
+}
+
+TEST_F(saga_step_check, a_saga_with_steps_cannot_be_deleted_or_rekeyed) {
+  // Not even by the superuser, as with the foreign key.
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{*admin_};
+              tx.exec("DELETE FROM sagas WHERE tenant_id = 'ten_a'"
+                      " AND saga_id = 'sg_1'");
+              tx.commit();
+            }),
+            "23503");
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{*admin_};
+              tx.exec("UPDATE sagas SET saga_id = 'sg_moved'"
+                      " WHERE tenant_id = 'ten_a' AND saga_id = 'sg_1'");
+              tx.commit();
+            }),
+            "23503");
+  EXPECT_EQ(count_rows(*admin_, "sagas", "saga_id = 'sg_1'"), 2);
+  // Other updates of it go through (the store moves sagas on all the time).
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{*admin_};
+              tx.exec("UPDATE sagas SET step = 3 WHERE tenant_id = 'ten_a'"
+                      " AND saga_id = 'sg_1'");
+              tx.commit();
+            }),
+            "ok");
+}
+
+TEST_F(saga_step_check, a_saga_without_steps_can_be_deleted) {
+  {
+    pqxx::work tx{*admin_};
+    tx.exec("INSERT INTO sagas (tenant_id, saga_id, type, subscription_id,"
+            " status, step, version, data_json, created_at, updated_at)"
+            " VALUES ('ten_a', 'sg_bare', 'invoice', 'sub_1', 'running', 0, 1,"
+            " '{}', now(), now())");
+    tx.commit();
+  }
+  EXPECT_EQ(sqlstate_of([&] {
+              pqxx::work tx{*admin_};
+              tx.exec("DELETE FROM sagas WHERE saga_id = 'sg_bare'");
+              tx.commit();
+            }),
+            "ok");
+  EXPECT_EQ(count_rows(*admin_, "sagas", "saga_id = 'sg_bare'"), 0);
 }
 
 } // namespace

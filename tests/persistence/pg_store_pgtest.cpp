@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <regex>
 #include <latch>
 #include <memory>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -652,10 +652,10 @@ TEST_F(batches, two_writer_lanes_keep_each_subscription_in_order) {
           for (int s = 0; s < subs_per_thread; ++s) {
             const auto sub = "sub_" + std::to_string(t) + "_"
                              + std::to_string(s);
-            auto w = append_one(tenant_id{t % 2 == 0 ? "ten_a" : "ten_b"},
-                                sub, i);
-            w.outbox.push_back({sub + "/" + std::to_string(i), sub, "t", sub,
-                                "{}", {}});
+            auto w = append_one(tenant_id{t % 2 == 0 ? "ten_a" : "ten_b"}, sub,
+                                i);
+            w.outbox.push_back(
+              {sub + "/" + std::to_string(i), sub, "t", sub, "{}", {}});
             w.timers_to_schedule.push_back(
               {sub + "/tm/" + std::to_string(i), sub, "k", instant{100}, "{}"});
             EXPECT_TRUE(writer.submit(std::move(w), [&](auto r) {
@@ -676,8 +676,9 @@ TEST_F(batches, two_writer_lanes_keep_each_subscription_in_order) {
   EXPECT_EQ(scalar(db_->conninfo(),
                    "SELECT count(*) FROM (SELECT subscription_id FROM"
                    " subscription_events GROUP BY subscription_id HAVING"
-                   " max(seq) = " + std::to_string(steps) + " AND count(*) = "
-                     + std::to_string(steps) + ") x"),
+                   " max(seq) = "
+                     + std::to_string(steps)
+                     + " AND count(*) = " + std::to_string(steps) + ") x"),
             threads * subs_per_thread);
   // The outbox got every message once, positions in commit order (the
   // advisory lock serialises the lanes' outbox writes): a relay following
@@ -777,10 +778,10 @@ TEST_F(batches, the_batch_settings_make_an_update_probe_by_key) {
   for (int i = 0; i < 400; ++i)
     ids += (i > 0 ? ",in_" : "in_") + std::to_string(1 + i * 23);
   ids += "}";
+  const std::string from = " FROM unnest('" + ids + "'::text[]) AS u(id)";
   const std::string update
     = "EXPLAIN UPDATE invoices x SET status = 'paid', version = x.version + 1"
-      " FROM unnest('" + ids + "'::text[]) AS u(id)"
-      " WHERE x.tenant_id = 'ten_a' AND x.invoice_id = u.id";
+      + from + " WHERE x.tenant_id = 'ten_a' AND x.invoice_id = u.id";
   auto plan_of = [&](bool batch_settings) {
     pqxx::work tx{admin};
     tx.exec("SET LOCAL ROLE recur_app");
@@ -798,7 +799,8 @@ TEST_F(batches, the_batch_settings_make_an_update_probe_by_key) {
   EXPECT_NE(by_default.find("Seq Scan on invoices"), std::string::npos)
     << by_default;
   const auto in_a_batch = plan_of(true);
-  EXPECT_NE(in_a_batch.find("Index Scan using invoices_pkey"), std::string::npos)
+  EXPECT_NE(in_a_batch.find("Index Scan using invoices_pkey"),
+            std::string::npos)
     << in_a_batch;
   EXPECT_EQ(in_a_batch.find("Seq Scan"), std::string::npos) << in_a_batch;
 }

@@ -2325,9 +2325,8 @@ TEST_P(store_contract, a_batch_of_claims_comes_in_availability_order) {
 TEST_P(store_contract, many_leased_timers_do_not_hide_a_claimable_one) {
   auto w = work(tenant_a());
   for (int i = 0; i < 300; ++i)
-    w.timers_to_schedule.push_back(
-      timer("tm_busy_" + std::to_string(i), "sub_" + std::to_string(i),
-            "retry", 10));
+    w.timers_to_schedule.push_back(timer(
+      "tm_busy_" + std::to_string(i), "sub_" + std::to_string(i), "retry", 10));
   commit_ok(w);
   auto busy = db().claim_due_timers(at(20), 300, 1000, "claimer_1");
   ASSERT_TRUE(busy) << explain(busy);
