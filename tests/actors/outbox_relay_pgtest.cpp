@@ -9,6 +9,7 @@
 #include "gateways/kafka_mock_cluster.hpp"
 #include "gateways/kafka_publisher.hpp"
 #include "persistence/pg_store.hpp"
+#include "tests/actors/outbox_relay_fixture.hpp"
 #include "tests/persistence/pg_testdb.hpp"
 
 #include <chrono>
@@ -27,12 +28,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string topic = "recur.events";
-const tenant_id tenant_a{"ten_a"};
-const tenant_id tenant_b{"ten_b"};
-const instant t0 = utc(2024, 3, 1);
-constexpr auto read_timeout = 10s;
-constexpr int rounds_max = 1000;
+using namespace recur::testing::relay;
 
 /// A store over a database of its own, a mock cluster and a publisher.
 struct pg_kafka_fixture {
@@ -52,36 +48,16 @@ struct pg_kafka_fixture {
       return false;
     }
     st = std::move(*opened);
-    for (const auto* t : {&tenant_a, &tenant_b})
-      if (auto made = st->create_tenant(tenant_record{
-            *t, t->value, std::string(64, t->value.back()), false, t0});
-          !made) {
-        ADD_FAILURE() << "create_tenant: " << made.error().detail;
-        return false;
-      }
-    auto c = kafka_mock_cluster::start(1);
-    if (!c || !(*c)->create_topic(topic, 4)) {
-      ADD_FAILURE() << "mock cluster did not start";
+    if (auto made = create_tenants(*st); !made) {
+      ADD_FAILURE() << "create_tenants: " << made.error().detail;
       return false;
     }
-    cluster = std::move(*c);
-    kafka_publisher_config cfg;
-    cfg.bootstrap_servers = cluster->bootstrap_servers();
-    cfg.topic = topic;
-    cfg.message_timeout = 1000ms;
-    cfg.report_grace = 1000ms;
-    cfg.linger = 1ms;
-    cfg.request_timeout = 800ms;
-    cfg.socket_timeout = 800ms;
-    cfg.properties = {{"reconnect.backoff.ms", "10"},
-                      {"reconnect.backoff.max.ms", "100"},
-                      {"retry.backoff.ms", "10"}};
-    auto p = kafka_publisher::create(cfg);
-    if (!p) {
-      ADD_FAILURE() << p.error().detail;
+    cluster = start_cluster();
+    if (!cluster)
       return false;
-    }
-    pub = std::move(*p);
+    pub = make_publisher(*cluster);
+    if (!pub)
+      return false;
     return true;
   }
 
@@ -92,67 +68,10 @@ struct pg_kafka_fixture {
   }
 };
 
-/// Commits `count` rows in units of 3 rows of one subscription each, the
-/// subscription chosen round-robin over `subs` (tenant by parity). Returns the
-/// ids in commit order. `first` must be a multiple of 3.
-std::vector<std::string> commit_rows(store& db, int first, int count,
-                                     int subs) {
-  std::vector<std::string> ids;
-  for (int i = first; i < first + count;) {
-    unit_of_work w;
-    const int sub = i % subs;
-    w.tenant = sub % 2 == 0 ? tenant_a : tenant_b;
-    for (int k = 0; k < 3 && i < first + count; ++k, ++i) {
-      const std::string id = "evt_" + std::to_string(i);
-      const std::string key = "sub_" + std::to_string(sub);
-      w.outbox.push_back(outbox_message{id, key, "subscription.renewed", key,
-                                        R"({"seq": )" + std::to_string(i) + "}",
-                                        t0.plus_seconds(i)});
-      ids.push_back(id);
-    }
-    auto done = db.commit(w);
-    EXPECT_TRUE(done) << done.error().detail;
-  }
-  return ids;
-}
-
-std::string key_of(const std::string& id, int subs) {
-  return "sub_" + std::to_string(std::stoi(id.substr(4)) / 3 * 3 % subs);
-}
-
-std::map<std::string, std::vector<std::string>>
-expected_by_key(const std::vector<std::string>& ids, int subs) {
-  std::map<std::string, std::vector<std::string>> out;
-  for (const auto& id : ids)
-    out[key_of(id, subs)].push_back(id);
-  return out;
-}
-
 std::vector<outbox_record> unpublished_rows(store& db) {
   auto rows = db.fetch_unpublished(0, 10'000);
   EXPECT_TRUE(rows) << rows.error().detail;
   return rows ? *rows : std::vector<outbox_record>{};
-}
-
-void drain(outbox_relay& relay) {
-  // Done when a whole pass, started from position 0, fetched nothing.
-  bool at_pass_start = false;
-  for (int i = 0; i < rounds_max; ++i) {
-    const auto r = relay.run_once();
-    if (r.fetched == 0 && at_pass_start)
-      return;
-    at_pass_start = r.pass_ended;
-  }
-  ADD_FAILURE() << "the outbox did not drain in " << rounds_max << " rounds";
-}
-
-outbox_relay_config fast_relay(std::size_t batch_max) {
-  outbox_relay_config c;
-  c.batch_max = batch_max;
-  c.poll_interval = 10ms;
-  c.backoff_min = 5ms;
-  c.backoff_max = 50ms;
-  return c;
 }
 
 struct topic_view {

@@ -9,6 +9,7 @@
 #include "gateways/kafka_publisher.hpp"
 #include "persistence/memory_store.hpp"
 #include "tests/actors/forwarding_store.hpp"
+#include "tests/actors/outbox_relay_fixture.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -28,107 +29,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string topic = "recur.events";
-const tenant_id tenant_a{"ten_a"};
-const tenant_id tenant_b{"ten_b"};
-const instant t0 = utc(2024, 3, 1);
-constexpr auto read_timeout = 10s;
-constexpr int rounds_max = 1000; // a drain loop that never ends fails
+using namespace recur::testing::relay;
 
-// -- fixtures -----------------------------------------------------------------
-
-void create_tenants(store& db) {
-  for (const auto* t : {&tenant_a, &tenant_b})
-    ASSERT_TRUE(db.create_tenant(tenant_record{
-      *t, t->value, std::string(64, t->value.back()), false, t0}));
-}
-
-/// Commits `count` outbox rows, `per_unit` per unit of work, round-robin over
-/// `subs` subscriptions (tenant a for even subscriptions, b for odd ones).
-/// Returns the ids in commit order.
-std::vector<std::string> commit_rows(store& db, int first, int count, int subs,
-                                     int per_unit = 3) {
-  std::vector<std::string> ids;
-  for (int i = first; i < first + count;) {
-    unit_of_work w;
-    const int sub = i % subs;
-    w.tenant = sub % 2 == 0 ? tenant_a : tenant_b;
-    for (int k = 0; k < per_unit && i < first + count; ++k, ++i) {
-      // One unit holds one tenant's rows; the others of this unit go to the
-      // same subscription, which keeps commit order = id order per key.
-      const std::string id = "evt_" + std::to_string(i);
-      const std::string key = "sub_" + std::to_string(sub);
-      w.outbox.push_back(outbox_message{id, key, "subscription.renewed", key,
-                                        R"({"seq": )" + std::to_string(i) + "}",
-                                        t0.plus_seconds(i)});
-      ids.push_back(id);
-    }
-    auto done = db.commit(w);
-    EXPECT_TRUE(done) << done.error().detail;
-  }
-  return ids;
-}
-
-/// The key each committed id went to.
-std::string key_of(const std::string& id, int subs) {
-  return "sub_" + std::to_string(std::stoi(id.substr(4)) / 3 * 3 % subs);
-}
+void create_both_tenants(store& db) { ASSERT_TRUE(create_tenants(db)); }
 
 std::size_t unpublished(store& db) {
   auto rows = db.fetch_unpublished(0, 10'000);
   EXPECT_TRUE(rows);
   return rows ? rows->size() : 0;
-}
-
-void drain(outbox_relay& relay) {
-  // Done when a whole pass, started from position 0, fetched nothing.
-  bool at_pass_start = false;
-  for (int i = 0; i < rounds_max; ++i) {
-    const auto r = relay.run_once();
-    if (r.fetched == 0 && at_pass_start)
-      return;
-    at_pass_start = r.pass_ended;
-  }
-  ADD_FAILURE() << "the outbox did not drain in " << rounds_max << " rounds";
-}
-
-std::unique_ptr<kafka_mock_cluster> start_cluster() {
-  auto c = kafka_mock_cluster::start(1);
-  if (!c) {
-    ADD_FAILURE() << c.error().detail;
-    return nullptr;
-  }
-  EXPECT_TRUE((*c)->create_topic(topic, 4));
-  return std::move(*c);
-}
-
-std::unique_ptr<kafka_publisher> make_publisher(const kafka_mock_cluster& c) {
-  kafka_publisher_config cfg;
-  cfg.bootstrap_servers = c.bootstrap_servers();
-  cfg.topic = topic;
-  cfg.message_timeout = 1000ms;
-  cfg.report_grace = 1000ms;
-  cfg.linger = 1ms;
-  cfg.request_timeout = 800ms;
-  cfg.socket_timeout = 800ms;
-  cfg.properties = {{"reconnect.backoff.ms", "10"},
-                    {"reconnect.backoff.max.ms", "100"},
-                    {"retry.backoff.ms", "10"}};
-  auto p = kafka_publisher::create(cfg);
-  if (!p) {
-    ADD_FAILURE() << p.error().detail;
-    return nullptr;
-  }
-  return std::move(*p);
-}
-
-outbox_relay_config fast_relay(std::size_t batch_max = 16) {
-  outbox_relay_config c;
-  c.batch_max = batch_max;
-  c.poll_interval = 10ms;
-  c.backoff_min = 5ms;
-  c.backoff_max = 50ms;
-  return c;
 }
 
 // -- what the topic holds -----------------------------------------------------
@@ -155,15 +63,6 @@ topic_view read_topic(const kafka_mock_cluster& c, std::size_t expected) {
       v.by_key[r.key].push_back(id);
   }
   return v;
-}
-
-/// Each key's ids in commit order.
-std::map<std::string, std::vector<std::string>>
-expected_by_key(const std::vector<std::string>& ids, int subs) {
-  std::map<std::string, std::vector<std::string>> out;
-  for (const auto& id : ids)
-    out[key_of(id, subs)].push_back(id);
-  return out;
 }
 
 std::set<std::string> duplicated(const topic_view& v) {
@@ -258,7 +157,7 @@ TEST(outbox_relay_config_check, bad_settings_are_named) {
 TEST(outbox_relay_test,
      a_failed_row_holds_back_later_rows_of_its_key_but_not_other_keys) {
   memory_store db;
-  create_tenants(db);
+  create_both_tenants(db);
   manual_clock clk{t0};
   // One unit of work per 3 rows, each unit on one key: evt_0..2 → sub_0,
   // evt_3..5 → sub_3, evt_6..8 → sub_2, evt_9..11 → sub_1, evt_12..14 → sub_0.
@@ -307,7 +206,7 @@ TEST(outbox_relay_test,
 TEST(outbox_relay_test,
      a_pass_with_a_blocked_key_restarts_after_pass_rounds_max) {
   memory_store db;
-  create_tenants(db);
+  create_both_tenants(db);
   manual_clock clk{t0};
   commit_rows(db, 0, 30, 5);
   scripted_publisher pub;
@@ -332,7 +231,7 @@ TEST(outbox_relay_test, every_row_reaches_the_topic_once_in_order_per_key) {
   auto pub = make_publisher(*cluster);
   ASSERT_NE(pub, nullptr);
   memory_store db;
-  create_tenants(db);
+  create_both_tenants(db);
   manual_clock clk{t0};
   const int subs = 5;
   const auto ids = commit_rows(db, 0, 60, subs);
@@ -359,7 +258,7 @@ TEST(outbox_relay_test,
   auto pub = make_publisher(*cluster);
   ASSERT_NE(pub, nullptr);
   memory_store db;
-  create_tenants(db);
+  create_both_tenants(db);
   manual_clock clk{t0};
   const int subs = 4;
   auto ids = commit_rows(db, 0, 12, subs);
@@ -397,7 +296,7 @@ TEST(outbox_relay_test,
   auto pub = make_publisher(*cluster);
   ASSERT_NE(pub, nullptr);
   flaky_mark_store db;
-  create_tenants(db);
+  create_both_tenants(db);
   manual_clock clk{t0};
   const int subs = 3;
   const auto ids = commit_rows(db, 0, 45, subs);
@@ -436,7 +335,7 @@ TEST(
   auto pub = make_publisher(*cluster);
   ASSERT_NE(pub, nullptr);
   memory_store db;
-  create_tenants(db);
+  create_both_tenants(db);
   manual_clock clk{t0};
   const int subs = 6;
   auto ids = commit_rows(db, 0, 90, subs);

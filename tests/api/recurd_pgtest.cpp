@@ -1,22 +1,11 @@
 // recurd as a user meets it: the built binary, a real PostgreSQL (the cluster
 // scripts/test.sh starts, via RECUR_TEST_DB) and HTTP over a TCP socket.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
-#include <map>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -25,6 +14,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+
+#include "tests/api/recurd_process.hpp"
 
 #ifndef RECURD_PATH
 #  error "RECURD_PATH must name the recurd binary"
@@ -42,224 +33,24 @@ std::string test_db() {
   return value == nullptr ? std::string{} : std::string{value};
 }
 
-// -- child process ---------------------------------------------------------
+// -- recurd as a child process ---------------------------------------------
 
-// recurd running as a child; stdout and stderr go to a temp file. The
-// destructor kills it, so no test leaks a process even when it fails.
-class child_process {
+// recurd running as a child (see recurd_process.hpp): killed with the test.
+class child_process : public recur::apitest::child_process {
 public:
-  using env_list = std::vector<std::pair<std::string, std::string>>;
-
-  child_process(const std::vector<std::string>& args, const env_list& env) {
-    char path[] = "/tmp/recurd_pgtest.XXXXXX";
-    const int log_fd = mkstemp(path);
-    log_path_ = path;
-    pid_ = fork();
-    if (pid_ == 0)
-      exec_child(log_fd, args, env);
-    close(log_fd);
-  }
-
-  ~child_process() {
-    if (!exit_code_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    unlink(log_path_.c_str());
-  }
-
-  child_process(const child_process&) = delete;
-  child_process& operator=(const child_process&) = delete;
-
-  // The exit code (128 + n when killed by signal n), or nullopt on timeout.
-  std::optional<int> wait_for_exit(steady::duration timeout) {
-    const auto deadline = steady::now() + timeout;
-    while (!poll_exit() && steady::now() < deadline)
-      std::this_thread::sleep_for(10ms);
-    return exit_code_;
-  }
-
-  bool running() { return !poll_exit(); }
-
-  // SIGTERM, then SIGKILL if it does not stop within 10 s.
-  std::optional<int> terminate() {
-    if (!poll_exit())
-      kill(pid_, SIGTERM);
-    if (auto code = wait_for_exit(10s))
-      return code;
-    kill(pid_, SIGKILL);
-    return std::nullopt;
-  }
-
-  std::string log() const {
-    std::ifstream in{log_path_};
-    std::stringstream out;
-    out << in.rdbuf();
-    return out.str();
-  }
-
-private:
-  [[noreturn]] static void exec_child(int log_fd,
-                                      const std::vector<std::string>& args,
-                                      const env_list& env) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); // die with the test, never linger
-    dup2(log_fd, STDOUT_FILENO);
-    dup2(log_fd, STDERR_FILENO);
-    unsetenv("RECUR_DB");
-    unsetenv("RECUR_LISTEN");
-    for (const auto& [name, value] : env)
-      setenv(name.c_str(), value.c_str(), 1);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(RECURD_PATH));
-    for (const auto& arg : args)
-      argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    execv(RECURD_PATH, argv.data());
-    _exit(127);
-  }
-
-  bool poll_exit() {
-    if (exit_code_)
-      return true;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) != pid_)
-      return false;
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status)
-                                   : 128 + WTERMSIG(status);
-    return true;
-  }
-
-  pid_t pid_ = -1;
-  std::string log_path_;
-  std::optional<int> exit_code_;
+  child_process(const std::vector<std::string>& args, const env_list& env)
+    : recur::apitest::child_process(RECURD_PATH, args, env) {}
 };
 
-// -- a tiny blocking HTTP client -------------------------------------------
-
-struct http_reply {
-  int status = 0;
-  std::map<std::string, std::string> headers; // names in lower case
-  std::string body;
-
-  std::string header(const std::string& name) const {
-    auto it = headers.find(name);
-    return it == headers.end() ? std::string{} : it->second;
-  }
-  nlohmann::json json() const { return nlohmann::json::parse(body); }
-};
-
-std::string lower(std::string s) {
-  for (auto& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-class http_connection {
-public:
-  explicit http_connection(std::uint16_t port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    timeval timeout{10, 0}; // a hung server fails the test, not the suite
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
-                 == 0;
-  }
-  ~http_connection() { close(fd_); }
-  http_connection(const http_connection&) = delete;
-  http_connection& operator=(const http_connection&) = delete;
-
-  bool connected() const { return connected_; }
-
-  // Sends everything it can; false when the peer stopped reading.
-  bool send_all(std::string_view data) {
-    while (!data.empty()) {
-      const auto n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0)
-        return false;
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-
-  // Reads one response (Content-Length framed); nullopt on EOF or timeout.
-  std::optional<http_reply> read_reply() {
-    std::size_t header_end;
-    while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos)
-      if (!fill())
-        return std::nullopt;
-    http_reply reply;
-    std::istringstream head{buffer_.substr(0, header_end)};
-    std::string line;
-    std::getline(head, line);
-    std::istringstream status_line{line};
-    std::string version;
-    status_line >> version >> reply.status;
-    while (std::getline(head, line)) {
-      if (!line.empty() && line.back() == '\r')
-        line.pop_back();
-      const auto colon = line.find(':');
-      if (colon == std::string::npos)
-        continue;
-      auto value = line.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(' '));
-      reply.headers[lower(line.substr(0, colon))] = value;
-    }
-    const auto length = std::stoul(reply.header("content-length").empty()
-                                     ? "0"
-                                     : reply.header("content-length"));
-    buffer_.erase(0, header_end + 4);
-    while (buffer_.size() < length)
-      if (!fill())
-        return std::nullopt;
-    reply.body = buffer_.substr(0, length);
-    buffer_.erase(0, length);
-    return reply;
-  }
-
-  // True when the server closed the connection (EOF) with nothing more sent.
-  bool closed_by_peer() {
-    return buffer_.empty() && !fill() && last_read_ == 0;
-  }
-
-private:
-  bool fill() {
-    char chunk[16384];
-    last_read_ = recv(fd_, chunk, sizeof chunk, 0);
-    if (last_read_ <= 0)
-      return false;
-    buffer_.append(chunk, static_cast<std::size_t>(last_read_));
-    return true;
-  }
-
-  int fd_ = -1;
-  bool connected_ = false;
-  std::string buffer_;
-  ssize_t last_read_ = -1;
-};
+using recur::apitest::free_port;
+using recur::apitest::http_connection;
+using recur::apitest::http_reply;
+using recur::apitest::lower;
 
 std::string get_request(const std::string& target,
                         const std::string& extra_headers = {}) {
   return "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n" + extra_headers
          + "\r\n";
-}
-
-std::uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return 0; // recurd rejects port 0, so the test fails loudly
-  }
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {

@@ -222,19 +222,25 @@ public:
     return reply;
   }
 
+  /// True when the server closed the connection (EOF) with nothing more sent.
+  bool closed_by_peer() {
+    return buffer_.empty() && !fill() && last_read_ == 0;
+  }
+
 private:
   bool fill() {
     char chunk[16384];
-    const auto n = recv(fd_, chunk, sizeof chunk, 0);
-    if (n <= 0)
+    last_read_ = recv(fd_, chunk, sizeof chunk, 0);
+    if (last_read_ <= 0)
       return false;
-    buffer_.append(chunk, static_cast<std::size_t>(n));
+    buffer_.append(chunk, static_cast<std::size_t>(last_read_));
     return true;
   }
 
   int fd_ = -1;
   bool connected_ = false;
   std::string buffer_;
+  ssize_t last_read_ = -1;
 };
 
 /// A request's text: Host and Content-Length added; a JSON Content-Type when
