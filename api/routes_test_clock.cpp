@@ -2,7 +2,8 @@
 //
 //   POST /v1/test-clock/advance {"seconds": N}   (1 <= N <= 400 days)
 //        Only for tenants created with test_mode (others: 403 forbidden).
-//        Moves the tenant's clock forward timer by timer: for each of the
+//        First waits until the work under way has settled. Then moves the
+//        tenant's clock forward timer by timer: for each of the
 //        tenant's timers due by start + N, in due order, sets the clock to
 //        its due time, fires it through the subscription's actor and waits
 //        until the resulting sagas have settled (gateway calls included);
@@ -50,6 +51,14 @@ struct advance_outcome {
 advance_outcome fire_until(services& s, request_context& ctx, test_clock& clk,
                            instant target) {
   advance_outcome out;
+  // Work already under way first (a subscription created a moment ago may
+  // still be charging its first invoice): a timer claimed now and cancelled
+  // by that work before it fires would fail the advance, and what the clock
+  // fires must not depend on how fast the previous request's sagas ran.
+  if (auto st = s.orch->settle(settle_timeout); !st) {
+    out.failure = error_response(st.error());
+    return out;
+  }
   store::timer_claim_scope scope;
   scope.tenant = ctx.tid();
   while (out.fired < max_timers) {

@@ -81,11 +81,14 @@ db="$(pg_conninfo "$pg_dir/run" "$pg_port" recur)"
 cat <<INFO
 ==> admin key (var/admin_key): $(cat "$var_dir/admin_key")
 ==> recurd on http://$listen  (database: $db)
-    Tenants, gateways, plans, customers, usage and the ledger are served
-    (GET /openapi.json lists the routes); subscriptions over HTTP, the
-    Kafka relay and the web console arrive with later issues.
+    The REST API (GET /openapi.json lists every route), gateway webhooks
+    and domain events to the embedded Kafka mock cluster (its bootstrap
+    address is logged as event=kafka_embedded); the web console arrives
+    with a later issue.
     Try: curl -s -X POST http://$listen/v1/tenants \
-           -H "Authorization: Bearer $(cat "$var_dir/admin_key")" -d '{"name":"acme"}'
+           -H "Authorization: Bearer $(cat "$var_dir/admin_key")" \
+           -H "Content-Type: application/json" \
+           -d '{"name":"acme","test_mode":true}'
     Stop: Ctrl-C
 INFO
 

@@ -291,6 +291,37 @@ TEST_F(journey_pg,
   EXPECT_EQ(retry.json()["type"], "not_supported");
 }
 
+TEST_F(journey_pg,
+       an_advance_right_after_a_create_waits_for_the_first_payment_to_settle) {
+  // The create answers before its invoice saga has charged; an advance at
+  // once used to claim the incomplete-expiry timer that the payment then
+  // cancelled, and failed with 404. Several rounds: the race was timing.
+  auto tenant = ok("POST", "/v1/tenants",
+                   R"({"name":"Quick","test_mode":true})", 201);
+  key_ = tenant["api_key"].get<std::string>();
+  ok("POST", "/v1/plans", R"({"id":"basic","currency":"USD",
+    "interval":{"unit":"month","count":1},
+    "base":{"kind":"flat","flat_amount":2500}})", 201);
+  ok("POST", "/v1/customers", R"({"id":"cus_q","name":"Q","email":"q@x.io",
+    "payment_method":"pm_card_visa"})", 201);
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = "sub_q" + std::to_string(i);
+    auto created = ok("POST", "/v1/subscriptions",
+                      R"({"id":")" + id + R"(","customer":"cus_q","plan":"basic"})",
+                      201);
+    EXPECT_EQ(created["status"], "incomplete");
+    auto moved = advance(day_s); // past the 23 h incomplete expiry
+    EXPECT_EQ(moved["timers_fired"].is_number(), true) << moved.dump();
+    auto s = settled(id);
+    EXPECT_EQ(s["status"], "active") << s.dump();
+    auto inv = invoices(id);
+    ASSERT_EQ(inv.size(), 1U);
+    EXPECT_EQ(inv[0]["status"], "paid");
+    EXPECT_EQ(inv[0]["amount_paid_minor"], 2500);
+  }
+  expect_ledger_balanced();
+}
+
 TEST_F(journey_pg, a_live_tenant_cannot_advance_a_test_clock_and_bad_input_changes_nothing) {
   auto tenant = ok("POST", "/v1/tenants", R"({"name":"Live"})", 201);
   key_ = tenant["api_key"].get<std::string>();
