@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs Recur locally: installs missing Debian packages, builds recurd in
-# Release (build-release/), keeps an embedded PostgreSQL 15 cluster under
+# build/ (as scripts/test.sh does), keeps an embedded PostgreSQL 15 cluster under
 # var/pg/ (created once, kept across runs), creates database `recur` and an
 # admin key (var/admin_key) once, then runs recurd in the foreground. Ctrl-C
 # stops recurd, then the cluster.
@@ -15,15 +15,17 @@ cd "$RECUR_ROOT"
 
 listen="${RECUR_LISTEN:-127.0.0.1:8080}"
 pg_port="${RECUR_PG_PORT:-5432}"
-build_dir="build-release"
+# The same build as scripts/test.sh (build/, RelWithDebInfo: -O2 -g), so
+# the recurd that runs is compiled exactly as the one the suite tested, and
+# a run after the tests builds nothing.
+build_dir="build"
 var_dir="$RECUR_ROOT/var"
 pg_dir="$var_dir/pg"
 
 ensure_packages
 
-say "building recurd (Release) in $build_dir/"
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DRECUR_BUILD_TESTS=OFF >/dev/null
+say "building recurd in $build_dir/"
+cmake -S . -B "$build_dir" -G Ninja >/dev/null
 cmake --build "$build_dir" --target recurd
 
 owner="$(pg_owner)"

@@ -18,7 +18,7 @@ BUILD_DIR="${BUILD_DIR:-build}"
 ensure_packages
 
 say "configuring $BUILD_DIR/ (CMake, Ninja)"
-cmake -S . -B "$BUILD_DIR" -G Ninja >/dev/null
+cmake -S . -B "$BUILD_DIR" -G Ninja -DRECUR_BUILD_TESTS=ON >/dev/null
 say "building"
 cmake --build "$BUILD_DIR"
 
