@@ -157,14 +157,18 @@ gateway_reply perform_gateway_call(payment_gateway& gw,
     case gateway_call::op::resolve: {
       // Never charge blindly: only a key the gateway never processed may be
       // charged again, and under the same key.
-      auto found = gw.retrieve(call.charge.idempotency_key);
+      auto found = gw.retrieve_for_tenant(call.charge.tenant,
+                                          call.charge.idempotency_key);
       if (!found && found.code() == errc::not_found)
         found = gw.charge(call.charge);
       set_outcome(reply.charge, reply.error, std::move(found));
       break;
     }
     case gateway_call::op::refund:
-      set_outcome(reply.refund, reply.error, gw.refund(call.refund));
+      // call.charge is a placeholder for refunds: its tenant is empty unless
+      // the caller sets it (then a per-tenant gateway routes exactly).
+      set_outcome(reply.refund, reply.error,
+                  gw.refund_for_tenant(call.charge.tenant, call.refund));
       break;
   }
   return reply;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <set>
@@ -44,37 +43,68 @@ void gauge(const runtime_context* ctx, std::int64_t delta) {
 }
 
 // -- the subscription actor ---------------------------------------------------
+//
+// Memory per active actor is issue 4's budget (≤ 2 KiB, bench/RESULTS.md):
+// the state keeps nothing twice, the behavior is one object shared by all
+// actors (their messages are dispatched by a plain function, see
+// `dispatch`), and idle detection is the registry's periodic sweep, not a
+// delayed message per actor.
 
 struct sub_state {
   const runtime_context* ctx = nullptr;
-  tenant_id tenant;
-  subscription_id id;
-  std::string key;
-  caf::actor registry;
   caf::actor writer;
   caf::actor gateway;
+  /// The subscription's identity lives here only (`agg.sub.tenant`,
+  /// `agg.sub.id`), also while the subscription does not exist: see adopt.
   subscription_aggregate agg;
-  bool loaded = false;
-  std::uint64_t received = 0; // messages the registry forwarded to us
-  bool idle_armed = false; // one idle check pending at most
-  std::int64_t calls_in_flight = 0;
   /// Timers and gateway outcomes whose commit failed (the store or its
   /// writer unavailable): processed again after a backoff, so that a busy
   /// store delays them instead of losing them until a lease or a restart.
   std::vector<subscription_input> retries; // empty: no allocation
-  std::int64_t retry_backoff_ms = 0;
+  std::int32_t calls_in_flight = 0;
+  std::int32_t retry_backoff_ms = 0;
+  bool loaded = false;
   static inline const char* name = "subscription";
+
+  sub_state() = default;
+  sub_state(const sub_state&) = delete;
+  sub_state& operator=(const sub_state&) = delete;
+  /// The actor's end (CAF destroys the state when the actor exits): counted
+  /// here rather than by an attached functor, which would cost a block.
+  ~sub_state() {
+    if (ctx != nullptr && ctx->counters != nullptr)
+      ctx->counters->live_actors.fetch_sub(1, std::memory_order_relaxed);
+  }
 };
 
 using sub_actor = caf::stateful_actor<sub_state>;
 
+const tenant_id& tenant_of(const sub_state& s) { return s.agg.sub.tenant; }
+const subscription_id& id_of(const sub_state& s) { return s.agg.sub.id; }
+
+/// Caches `next`, keeping the identity when `next` has none (the empty
+/// aggregate of a subscription that does not exist yet).
+void adopt(sub_state& s, subscription_aggregate&& next) {
+  if (next.sub.tenant.value.empty() || next.sub.id.value.empty()) {
+    next.sub.tenant = std::move(s.agg.sub.tenant);
+    next.sub.id = std::move(s.agg.sub.id);
+  }
+  s.agg = std::move(next);
+}
+
+/// The state a reply carries: an empty one while the subscription does not
+/// exist (the identity kept in the aggregate is no state of it).
+subscription_state reply_state(const sub_state& s) {
+  return s.agg.exists() ? s.agg.sub : subscription_state{};
+}
+
 /// Activation: the state from the snapshot or last event, and its live sagas.
 status load(sub_actor* self) {
   auto& s = self->state;
-  auto agg = load_subscription(*s.ctx->db, s.tenant, s.id);
+  auto agg = load_subscription(*s.ctx->db, tenant_of(s), id_of(s));
   if (!agg)
     return agg.error();
-  s.agg = std::move(*agg);
+  adopt(s, std::move(*agg));
   s.loaded = true;
   bump(&runtime_counters::activations, s.ctx);
   return {};
@@ -146,7 +176,7 @@ void retry_later(sub_actor* self, subscription_input in) {
   auto& s = self->state;
   gauge(s.ctx, +1);
   s.retries.push_back(std::move(in));
-  s.retry_backoff_ms = std::clamp<std::int64_t>(s.retry_backoff_ms * 2, 20, 1'000);
+  s.retry_backoff_ms = std::clamp<std::int32_t>(s.retry_backoff_ms * 2, 20, 1'000);
   self->delayed_send(self, std::chrono::milliseconds(s.retry_backoff_ms),
                      retry_atom::value);
 }
@@ -171,21 +201,21 @@ void committed(sub_actor* self, subscription_decision&& d,
     s.loaded = false; // re-read before the next input
     if (retry && r.error->code == errc::unavailable) {
       spdlog::debug("event=commit_retry tenant={} subscription={} error={}",
-                    s.tenant.value, s.id.value, r.error->detail);
+                    tenant_of(s).value, id_of(s).value, r.error->detail);
       retry_later(self, std::move(in));
-      answer(self, reply, command_reply{*r.error, s.agg.sub});
+      answer(self, reply, command_reply{*r.error, reply_state(s)});
       return;
     }
     spdlog::warn("event=commit_failed tenant={} subscription={} error={}",
-                 s.tenant.value, s.id.value, r.error->detail);
-    answer(self, reply, command_reply{*r.error, s.agg.sub});
+                 tenant_of(s).value, id_of(s).value, r.error->detail);
+    answer(self, reply, command_reply{*r.error, reply_state(s)});
     return;
   }
   s.retry_backoff_ms = 0;
   bump(&runtime_counters::commits, s.ctx);
   count_sagas(s.ctx, d.work);
-  s.agg = std::move(d.next);
-  answer(self, reply, command_reply{std::nullopt, s.agg.sub});
+  adopt(s, std::move(d.next));
+  answer(self, reply, command_reply{std::nullopt, reply_state(s)});
   issue_calls(self, d.calls);
 }
 
@@ -196,11 +226,11 @@ void process(sub_actor* self, subscription_input in,
   if (!s.loaded)
     if (auto st = load(self); !st) {
       spdlog::warn("event=activation_failed tenant={} subscription={} error={}",
-                   s.tenant.value, s.id.value, st.error().detail);
+                   tenant_of(s).value, id_of(s).value, st.error().detail);
       answer(self, reply, command_reply{st.error(), {}});
       return;
     }
-  const auto* env = s.ctx->env_for(s.tenant);
+  const auto* env = s.ctx->env_for(tenant_of(s));
   if (env == nullptr) {
     answer(self, reply, command_reply{make_error(errc::not_found, "unknown tenant"),
                                 {}});
@@ -208,22 +238,23 @@ void process(sub_actor* self, subscription_input in,
   }
   // A generator per input, derived from (seed, subscription, version): the
   // draws replay whatever the actor's history of activations was.
-  std::uint64_t mix = s.ctx->seed ^ std::hash<std::string>{}(s.key);
+  std::uint64_t mix =
+    s.ctx->seed ^ std::hash<std::string>{}(key_of(tenant_of(s), id_of(s)));
   rng::splitmix64(mix);
   rng gen{rng::splitmix64(mix) ^ static_cast<std::uint64_t>(s.agg.sub.version)};
   clock* clk = s.ctx->clk;
   if (s.ctx->clock_for)
-    if (clock* own = s.ctx->clock_for(s.tenant); own != nullptr)
+    if (clock* own = s.ctx->clock_for(tenant_of(s)); own != nullptr)
       clk = own;
-  auto d = handle(s.agg, s.tenant, s.id, in, *env, clk->now(), gen);
+  auto d = handle(s.agg, tenant_of(s), id_of(s), in, *env, clk->now(), gen);
   if (!d) {
     bump(&runtime_counters::rejected, s.ctx);
-    answer(self, reply, command_reply{d.error(), s.agg.sub});
+    answer(self, reply, command_reply{d.error(), reply_state(s)});
     return;
   }
   if (d->work.empty()) {
-    s.agg = std::move(d->next);
-    answer(self, reply, command_reply{std::nullopt, s.agg.sub});
+    adopt(s, std::move(d->next));
+    answer(self, reply, command_reply{std::nullopt, reply_state(s)});
     issue_calls(self, d->calls);
     return;
   }
@@ -256,92 +287,98 @@ void process(sub_actor* self, subscription_input in,
       });
 }
 
-/// Arms the idle check unless one is pending. CAF 0.17 cannot cancel a
-/// delayed message, so instead of one per message there is one per actor:
-/// it carries the count of messages seen when it was armed, and finding
-/// newer ones it arms itself again (passivation then comes between one and
-/// two idle periods after the last message).
-void arm_idle(sub_actor* self) {
-  auto& s = self->state;
-  if (s.ctx->idle_passivation_ms <= 0 || s.idle_armed)
-    return;
-  s.idle_armed = true;
-  self->delayed_send(self, std::chrono::milliseconds(s.ctx->idle_passivation_ms),
-                     idle_atom::value, s.received);
+/// One behavior for all subscription actors: its only case matches a message
+/// nobody sends, so every message goes to the default handler (`dispatch`),
+/// which gets the actor as an argument. A behavior built per actor costs a
+/// block of ≈ 300 B holding six lambdas that differ only by `self`.
+using never_atom = caf::atom_constant<caf::atom("never")>;
+
+const caf::behavior& shared_behavior() {
+  static const caf::behavior b{[](never_atom) {}};
+  return b;
 }
 
-/// After a message from the registry.
-void touched(sub_actor* self) {
-  ++self->state.received;
-  arm_idle(self);
-}
-
-caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
-                                 tenant_id tenant, subscription_id id,
-                                 caf::actor registry, caf::actor writer,
-                                 caf::actor gateway) {
+caf::result<caf::message> dispatch(caf::scheduled_actor* base,
+                                   caf::message_view& x) {
+  auto* self = static_cast<sub_actor*>(base);
   auto& s = self->state;
-  s.ctx = ctx;
-  s.tenant = std::move(tenant);
-  s.id = std::move(id);
-  s.key = key_of(s.tenant, s.id);
-  s.registry = std::move(registry);
-  s.writer = std::move(writer);
-  s.gateway = std::move(gateway);
-  if (ctx->counters != nullptr)
-    ctx->counters->live_actors.fetch_add(1, std::memory_order_relaxed);
-  self->attach_functor([ctx] {
-    if (ctx->counters != nullptr)
-      ctx->counters->live_actors.fetch_sub(1, std::memory_order_relaxed);
-  });
-  return {
-    [self](subscription_command& c) {
-      touched(self);
-      auto rp = self->make_response_promise();
-      process(self, std::move(c.input), rp, false);
-    },
-    [self](timer_due_atom, claimed_timer& t) {
-      touched(self);
-      // Answered after the commit when asked (the timer service's flow
-      // control sends timers as requests); a plain send expects nothing.
-      std::optional<caf::response_promise> rp;
-      if (self->current_message_id().is_request())
-        rp = self->make_response_promise();
-      process(self, sub_in::timer_due{std::move(t.timer)}, rp, true);
-    },
-    [self](activate_atom) {
+  auto& m = x.content();
+  if (m.match_elements<subscription_command>()) {
+    auto c = m.move_if_unshared<subscription_command>(0);
+    auto rp = self->make_response_promise();
+    process(self, std::move(c.input), rp, false);
+    return rp;
+  }
+  if (m.match_elements<caf::atom_value, claimed_timer>()
+      && m.get_as<caf::atom_value>(0) == timer_due_atom::value) {
+    auto t = m.move_if_unshared<claimed_timer>(1);
+    // Answered after the commit when asked (the timer service's flow
+    // control sends timers as requests); a plain send expects nothing.
+    std::optional<caf::response_promise> rp;
+    if (self->current_message_id().is_request())
+      rp = self->make_response_promise();
+    process(self, sub_in::timer_due{std::move(t.timer)}, rp, true);
+    return caf::delegated<caf::message>{};
+  }
+  if (m.match_elements<caf::atom_value, std::string, std::uint32_t>()
+      && m.get_as<caf::atom_value>(0) == idle_atom::value) {
+    // The registry's sweep found no message for a whole idle period. Busy
+    // (a gateway call or a retry pending): no answer, the sweep asks again
+    // an idle period later. Quiet: every message the registry forwarded up
+    // to this query has been handled (one mailbox, in order), so the
+    // registry may stop us if it forwarded nothing since.
+    if (s.calls_in_flight > 0 || !s.retries.empty())
+      return caf::delegated<caf::message>{};
+    self->send(caf::actor_cast<caf::actor>(self->current_sender()),
+               passivate_atom::value, m.move_if_unshared<std::string>(1),
+               m.get_as<std::uint32_t>(2));
+    return caf::delegated<caf::message>{};
+  }
+  if (m.match_elements<caf::atom_value>()) {
+    auto a = m.get_as<caf::atom_value>(0);
+    if (a == activate_atom::value) {
       // Recovery: load, and re-issue what was in flight under the same keys.
-      touched(self);
-      auto& s = self->state;
       if (!s.loaded && load(self)) {
-        const auto* env = s.ctx->env_for(s.tenant);
+        const auto* env = s.ctx->env_for(tenant_of(s));
         if (env != nullptr)
           issue_calls(self, resume_calls(s.agg, *env));
       }
       gauge(s.ctx, -1);
-    },
-    [self](retry_atom) {
-      auto& s = self->state;
-      if (s.retries.empty())
-        return;
-      auto in = std::move(s.retries.front());
-      s.retries.erase(s.retries.begin());
-      process(self, std::move(in), std::nullopt, true);
-    },
-    [self](idle_atom, std::uint64_t seen) {
-      auto& s = self->state;
-      s.idle_armed = false;
-      if (seen != s.received || s.calls_in_flight > 0 || !s.retries.empty()) {
-        arm_idle(self); // busy since: look again later (never stay forever)
-        return;
+      return caf::delegated<caf::message>{};
+    }
+    if (a == retry_atom::value) {
+      if (!s.retries.empty()) {
+        auto in = std::move(s.retries.front());
+        s.retries.erase(s.retries.begin());
+        process(self, std::move(in), std::nullopt, true);
       }
-      self->send(s.registry, passivate_atom::value, s.key, s.received);
-    },
-    [self](stop_atom) {
-      bump(&runtime_counters::passivations, self->state.ctx);
+      return caf::delegated<caf::message>{};
+    }
+    if (a == stop_atom::value) {
+      bump(&runtime_counters::passivations, s.ctx);
       self->quit();
-    },
-  };
+      return caf::delegated<caf::message>{};
+    }
+  }
+  spdlog::warn("event=unexpected_message actor=subscription tenant={} "
+               "subscription={} message={}",
+               tenant_of(s).value, id_of(s).value, to_string(m));
+  return caf::sec::unexpected_message;
+}
+
+caf::behavior subscription_actor(sub_actor* self, const runtime_context* ctx,
+                                 tenant_id tenant, subscription_id id,
+                                 caf::actor writer, caf::actor gateway) {
+  auto& s = self->state;
+  s.ctx = ctx;
+  s.agg.sub.tenant = std::move(tenant);
+  s.agg.sub.id = std::move(id);
+  s.writer = std::move(writer);
+  s.gateway = std::move(gateway);
+  if (ctx->counters != nullptr)
+    ctx->counters->live_actors.fetch_add(1, std::memory_order_relaxed);
+  self->set_default_handler(dispatch);
+  return shared_behavior();
 }
 
 // -- the registry -------------------------------------------------------------
@@ -352,10 +389,20 @@ struct registry_state {
   caf::actor gateway;
   struct entry {
     caf::actor actor;
-    std::uint64_t forwarded = 0;
+    /// Messages forwarded to the actor (only compared for equality: wraps).
+    std::uint32_t forwarded = 0;
+    /// The sweep tick of the last message forwarded or idle query sent.
+    std::uint32_t touched = 0;
   };
   std::unordered_map<std::string, entry> actors;
   std::uint64_t forwarded = 0;
+  /// Idle detection: every half idle period a sweep walks the map (in steps
+  /// of `sweep_buckets_per_step` buckets, so commands interleave with it)
+  /// and asks the actors untouched for three ticks, i.e. for one to one and
+  /// a half idle periods, whether they are quiet.
+  std::uint32_t tick = 0;
+  bool sweep_armed = false;
+  std::size_t sweep_bucket = 0; // next bucket of the walk under way
   static inline const char* name = "subscription-registry";
 
   ~registry_state() {
@@ -366,6 +413,70 @@ struct registry_state {
 
 using registry_actor = caf::stateful_actor<registry_state>;
 
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+using sweep_more_atom = caf::atom_constant<caf::atom("sweepmore")>;
+
+/// Buckets one sweep step walks before it lets other messages in (at about
+/// one entry per bucket, a few milliseconds).
+constexpr std::size_t sweep_buckets_per_step = 16'384;
+/// Idle queries one step sends at most, and the pause before the next step
+/// when it sent that many (up to 400,000 queries a second).
+constexpr std::size_t sweep_queries_per_step = 2'000;
+constexpr auto sweep_pause = std::chrono::milliseconds{5};
+/// Ticks (half idle periods) without a message before an actor is asked.
+constexpr std::uint32_t idle_ticks = 3;
+
+std::chrono::milliseconds sweep_period(const runtime_context* ctx) {
+  return std::chrono::milliseconds{std::max<std::int64_t>(
+    1, ctx->idle_passivation_ms / 2)};
+}
+
+void arm_sweep(registry_actor* self) {
+  auto& st = self->state;
+  if (st.ctx->idle_passivation_ms <= 0 || st.sweep_armed || st.actors.empty())
+    return;
+  st.sweep_armed = true;
+  self->delayed_send(self, sweep_period(st.ctx), sweep_atom::value);
+}
+
+/// One step of the sweep: a run of buckets. A rehash between steps may make
+/// the walk miss entries or see some twice; a missed one is asked at the
+/// next sweep, one seen twice was just touched and is skipped.
+void sweep_step(registry_actor* self) {
+  auto& st = self->state;
+  auto buckets = st.actors.bucket_count();
+  auto end = std::min(buckets, st.sweep_bucket + sweep_buckets_per_step);
+  std::size_t asked = 0;
+  auto b = st.sweep_bucket;
+  for (; b < end && asked < sweep_queries_per_step; ++b)
+    for (auto it = st.actors.begin(b); it != st.actors.end(b); ++it) {
+      auto& e = it->second;
+      if (st.tick - e.touched < idle_ticks)
+        continue;
+      e.touched = st.tick; // busy actors do not answer: ask again later
+      // send_as without an execution context: CAF 0.17 then schedules the
+      // actor round robin over the workers (as a timer would), where a plain
+      // send puts it on this worker's queue; thousands of them there make the
+      // other worker steal them one by one, each steal scanning the queue
+      // from its head under its locks (passivation slowed from seconds to
+      // minutes at 100,000 actors).
+      caf::send_as(caf::actor_cast<caf::actor>(self), e.actor, idle_atom::value,
+                   it->first, e.forwarded);
+      ++asked;
+    }
+  st.sweep_bucket = b;
+  if (b < buckets) {
+    // Paced, so that a million idle actors are not asked in one go.
+    if (asked >= sweep_queries_per_step)
+      self->delayed_send(self, sweep_pause, sweep_more_atom::value);
+    else
+      self->send(self, sweep_more_atom::value);
+    return;
+  }
+  st.sweep_armed = false;
+  arm_sweep(self);
+}
+
 registry_state::entry& entry_for(registry_actor* self, const tenant_id& t,
                                  const subscription_id& s) {
   auto& st = self->state;
@@ -375,12 +486,13 @@ registry_state::entry& entry_for(registry_actor* self, const tenant_id& t,
     // Not linked: in CAF 0.17 every linked child's exit costs the parent a
     // scan of its link list (quadratic over a million passivations). The
     // registry stops the children it still holds when it goes down.
-    auto a = self->spawn(subscription_actor, st.ctx, t, s,
-                         caf::actor_cast<caf::actor>(self), st.writer,
+    auto a = self->spawn(subscription_actor, st.ctx, t, s, st.writer,
                          st.gateway);
-    it = st.actors.emplace(key, registry_state::entry{a, 0}).first;
+    it = st.actors.emplace(key, registry_state::entry{a, 0, 0}).first;
+    arm_sweep(self);
   }
   ++it->second.forwarded;
+  it->second.touched = st.tick;
   ++st.forwarded;
   gauge(st.ctx, +1); // ended by the actor's answer (or its activation)
   return it->second;
@@ -412,13 +524,20 @@ caf::behavior registry(registry_actor* self, const runtime_context* ctx,
       auto& e = entry_for(self, t.tenant, sub);
       self->delegate(e.actor, a, std::move(t));
     },
-    [self](passivate_atom, const std::string& key, std::uint64_t received) {
+    [self](sweep_atom) {
+      ++self->state.tick;
+      self->state.sweep_bucket = 0;
+      sweep_step(self);
+    },
+    [self](sweep_more_atom) { sweep_step(self); },
+    [self](passivate_atom, const std::string& key, std::uint32_t received) {
       auto& st = self->state;
       auto it = st.actors.find(key);
       if (it == st.actors.end() || it->second.forwarded != received
           || it->second.actor != caf::actor_cast<caf::actor>(self->current_sender()))
         return; // something is on its way to it: stay active
-      self->send(it->second.actor, stop_atom::value);
+      caf::send_as(caf::actor_cast<caf::actor>(self), it->second.actor,
+                   stop_atom::value); // see sweep_step
       st.actors.erase(it);
     },
     [self](recover_atom) -> std::uint64_t {

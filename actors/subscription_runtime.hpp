@@ -12,9 +12,12 @@
 ///   before it looks at its next message, replies after the commit, then
 ///   issues the gateway calls through the gateway actor; their outcomes come
 ///   back to it as inputs.
-/// - After `idle_passivation_ms` without messages and with no gateway call in
-///   flight it asks the registry to passivate it; the registry agrees only if
-///   it has forwarded nothing the actor has not seen, so no message is lost.
+/// - Idle actors passivate: the registry sweeps its map every half
+///   `idle_passivation_ms` and asks the actors it forwarded nothing to for one
+///   to one and a half idle periods; one with no gateway call or retry pending
+///   answers, and the registry stops it only if it has forwarded nothing
+///   since its question, so no message is lost. A busy one is asked again
+///   an idle period later.
 
 #include <atomic>
 #include <cstdint>

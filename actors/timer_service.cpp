@@ -26,6 +26,12 @@ struct timer_service_state {
   /// Bumped whenever a poll is armed; a poll message with an older number
   /// was superseded and does nothing.
   std::uint64_t generation = 0;
+  /// The target went down (monitored): its window slots were released and
+  /// the service claims nothing more.
+  bool target_down = false;
+  /// Bumped when the target goes down: answers (or timeouts) of requests
+  /// sent before then free no slot, the slots having been released at once.
+  std::uint64_t window_epoch = 0;
 
   static inline const char* name = "recur.timer_service";
 };
@@ -71,10 +77,18 @@ void deliver(timer_service_actor* self, claimed_timer t) {
     return;
   }
   ++s.stats.in_flight;
+  const std::uint64_t epoch = s.window_epoch;
   self->request(s.target, std::chrono::seconds{s.cfg.lease_s},
                 timer_due_atom::value, std::move(t))
-    .then([self](const command_reply&) { slot_freed(self); },
-          [self](caf::error&) { slot_freed(self); });
+    .then(
+      [self, epoch](const command_reply&) {
+        if (epoch == self->state.window_epoch)
+          slot_freed(self);
+      },
+      [self, epoch](caf::error&) {
+        if (epoch == self->state.window_epoch)
+          slot_freed(self);
+      });
 }
 
 /// One claim_due_timers call; sends each claimed timer to the target in the
@@ -109,6 +123,8 @@ drain_outcome drain(timer_service_actor* self) {
   const auto& cfg = self->state.cfg;
   const auto full = static_cast<std::int64_t>(cfg.claim_batch_limit);
   drain_outcome out;
+  if (self->state.target_down)
+    return out; // nobody to deliver to: leave the timers to another service
   for (std::size_t round = 0; round < cfg.drain_rounds_max; ++round) {
     const std::int64_t n = claim_once(self);
     if (n < 0) {
@@ -129,7 +145,7 @@ drain_outcome drain(timer_service_actor* self) {
 /// is waiting, else after the poll interval. No-op when polling is off.
 void arm_poll(timer_service_actor* self, bool at_once) {
   auto& s = self->state;
-  if (s.cfg.poll_interval_ms <= 0)
+  if (s.cfg.poll_interval_ms <= 0 || s.target_down)
     return;
   const std::uint64_t gen = ++s.generation;
   if (at_once)
@@ -147,6 +163,21 @@ caf::behavior timer_service_fun(timer_service_actor* self, store* st,
   s.clk = clk;
   s.target = std::move(target);
   s.cfg = std::move(cfg);
+  // Watch the target: requests it took and will never answer (held by an
+  // actor it delegated them to, which died with it) would otherwise keep
+  // their window slots until their lease_s timeout.
+  self->monitor(s.target);
+  self->set_down_handler([self](caf::down_msg& m) {
+    auto& s = self->state;
+    if (m.source != s.target.address())
+      return;
+    spdlog::warn("timer_service claimer={} event=target_down "
+                 "in_flight_released={} reason={}",
+                 s.cfg.claimer, s.stats.in_flight, to_string(m.reason));
+    s.target_down = true;
+    s.stats.in_flight = 0;
+    ++s.window_epoch;
+  });
   // Claim once at start: timers that fell due while nobody was running (a
   // restart) fire at once instead of one interval later.
   arm_poll(self, true);

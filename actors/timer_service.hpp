@@ -44,7 +44,10 @@ struct timer_service_config {
   /// service claims only while fewer than this many are unanswered. A burst
   /// (every renewal of the month due at midnight) then activates a bounded
   /// number of owners at a time instead of all of them at once. An owner
-  /// that never answers frees its slot after lease_s.
+  /// that never answers frees its slot after lease_s. The service monitors
+  /// its target: when the target goes down, every slot is released at once
+  /// and the service claims nothing more (due timers stay in the store for
+  /// another process's service; answers still on their way free nothing).
   std::size_t max_in_flight = 0;
 };
 

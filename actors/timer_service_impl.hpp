@@ -23,7 +23,8 @@
 /// A tick re-arms the poll timer (a generation counter makes the superseded
 /// delayed message a no-op, since CAF 0.17 cannot cancel a delayed_send). A
 /// store error is logged (one line) and retried at the next poll; it never
-/// stops the service.
+/// stops the service. The service monitors its target; once the target is
+/// down it claims nothing more (ticks answer 0, stats still answer).
 ///
 /// The service calls the store on its scheduler thread: claims are short
 /// (one indexed query), so it does not need a detached thread.

@@ -60,3 +60,39 @@ recur_library(api_billing
 # recurd runs the orchestrator with the sandbox gateway.
 target_link_libraries(recurd PRIVATE recur::api_billing recur::actors
                       recur::gateways)
+
+# recur::gateways_tenant — the payment gateway recurd gives the orchestrator:
+# each call routed by its tenant's gateway config to a Stripe-API adapter or
+# the sandbox (gateways/tenant_gateways.hpp). CAF-free; its source lives with
+# the other adapters in gateways/.
+recur_library(gateways_tenant
+  SOURCES ${PROJECT_SOURCE_DIR}/gateways/tenant_gateways.cpp
+  DEPS recur::domain recur::gateways_stripe
+  PRIVATE_DEPS nlohmann_json::nlohmann_json spdlog::spdlog
+)
+# recur::api_sandbox_pump — the sandboxes of a process (one per test-mode
+# tenant on its test clock) and the thread that settles their async charges
+# by signed webhook (sandbox_pump.hpp).
+recur_library(api_sandbox_pump
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/sandbox_pump.cpp
+  DEPS recur::domain recur::gateways recur::gateways_sandbox_webhooks
+  PRIVATE_DEPS spdlog::spdlog Threads::Threads
+)
+target_link_libraries(recurd PRIVATE recur::gateways_tenant
+                      recur::api_sandbox_pump)
+
+# recur::api_gateway_sim and recur-gateway-sim — the sandbox gateway behind
+# Stripe's REST API, with its webhook pump (gateway_sim.hpp).
+recur_library(api_gateway_sim
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/gateway_sim.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/gateway_sim_options.cpp
+  DEPS recur_api recur::api_sandbox_pump
+  PRIVATE_DEPS nlohmann_json::nlohmann_json spdlog::spdlog
+)
+add_executable(recur-gateway-sim gateway_sim_main.cpp)
+target_compile_options(recur-gateway-sim PRIVATE ${RECUR_WARNINGS})
+target_compile_definitions(recur-gateway-sim PRIVATE
+  RECUR_VERSION="${PROJECT_VERSION}")
+target_link_libraries(recur-gateway-sim PRIVATE recur::api_gateway_sim
+                      recur::api spdlog::spdlog Threads::Threads)

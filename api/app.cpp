@@ -83,12 +83,17 @@ struct app::impl {
 
 void app::impl::add_system_routes() {
   readiness_probe* probe = config.readiness;
-  const ordered_json health_schema
-    = {{"type", "object"},
-       {"properties",
-        {{"status", {{"type", "string"}, {"enum", {"ok", "unavailable"}}}},
-         {"database", {{"type", "string"}, {"enum", {"ok", "unavailable"}}}},
-         {"version", {{"type", "string"}}}}}};
+  const ordered_json health_schema = {
+    {"type", "object"},
+    {"properties",
+     {{"status", {{"type", "string"}, {"enum", {"ok", "unavailable"}}}},
+      {"database", {{"type", "string"}, {"enum", {"ok", "unavailable"}}}},
+      {"kafka",
+       {{"type", "string"}, {"enum", {"ok", "unavailable", "not_configured"}}}},
+      {"version", {{"type", "string"}}},
+      {"failing",
+       {{"type", "array"},
+        {"items", {{"type", "string"}, {"enum", {"database", "kafka"}}}}}}}}};
   for (const char* path : {"/healthz", "/readyz"}) {
     routes.add(route{
       "GET", path, auth_kind::none,
@@ -96,7 +101,8 @@ void app::impl::add_system_routes() {
       route_doc{std::string{path == std::string_view{"/healthz"}
                               ? "liveness: the process is up and its "
                                 "database answers"
-                              : "readiness: the database answers"},
+                              : "readiness: the database and the event "
+                                "log (Kafka, unless --kafka none) answer"},
                 nullptr,
                 health_schema,
                 200,

@@ -2,7 +2,10 @@
 
 #include "api/events_wiring.hpp"
 
+#include <atomic>
+#include <cstdint>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -25,6 +28,19 @@ struct event_pipeline::impl {
   mutable std::mutex mutex; // stop() against probe() and stats()
   bool stopped = false;
 
+  // /readyz's check: its own client, so that it never waits behind the
+  // relay's publish() (which holds the publisher for up to message_timeout
+  // when the brokers are down).
+  std::unique_ptr<kafka_publisher> ready_client;
+  std::chrono::milliseconds ready_timeout{};
+  std::chrono::milliseconds ready_cache{};
+  std::mutex ready_mutex; // one metadata request at a time
+  std::atomic<bool> ready_known{false};
+  std::atomic<bool> ready_last{false};
+  std::atomic<std::int64_t> ready_at_ms{0}; // steady clock
+
+  std::optional<bool> kafka_ready();
+
   void stop() {
     std::lock_guard lock{mutex};
     if (stopped)
@@ -35,6 +51,10 @@ struct event_pipeline::impl {
     const auto published = relay ? relay->stats().published : 0;
     relay.reset();
     publisher.reset();
+    {
+      std::lock_guard ready_lock{ready_mutex};
+      ready_client.reset();
+    }
     const bool embedded = cluster != nullptr;
     cluster.reset();
     if (!bootstrap.empty())
@@ -43,6 +63,56 @@ struct event_pipeline::impl {
                    bootstrap, embedded, published);
   }
 };
+
+namespace {
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace
+
+std::optional<bool> event_pipeline::impl::kafka_ready() {
+  if (bootstrap.empty())
+    return std::nullopt;
+  auto fresh = [this] {
+    return ready_known.load()
+           && steady_ms() - ready_at_ms.load() < ready_cache.count();
+  };
+  if (fresh())
+    return ready_last.load();
+  std::unique_lock lock{ready_mutex, std::try_to_lock};
+  if (!lock.owns_lock()) {
+    // Someone is asking the brokers right now: the last answer will do,
+    // unless there is none yet.
+    if (ready_known.load())
+      return ready_last.load();
+    lock.lock();
+  }
+  if (fresh())
+    return ready_last.load();
+  bool ok = false;
+  std::string why = "the event pipeline is stopped";
+  if (ready_client) {
+    const auto s = ready_client->probe(ready_timeout);
+    ok = s.has_value();
+    if (!ok)
+      why = s.error().detail;
+  }
+  if (ok != ready_last.load() || !ready_known.load()) {
+    if (ok)
+      spdlog::info("event=kafka_ready bootstrap={}", bootstrap);
+    else
+      spdlog::warn("event=kafka_unready bootstrap={} detail=\"{}\"", bootstrap,
+                   why);
+  }
+  ready_last = ok;
+  ready_at_ms = steady_ms();
+  ready_known = true;
+  return ok;
+}
 
 event_pipeline::event_pipeline(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
 
@@ -69,6 +139,10 @@ status event_pipeline::probe() {
   if (!impl_->publisher)
     return make_error(errc::unavailable, "the event pipeline is stopped");
   return impl_->publisher->probe(impl_->probe_timeout);
+}
+
+std::optional<bool> event_pipeline::kafka_ready() {
+  return impl_->kafka_ready();
 }
 
 outbox_relay_stats event_pipeline::stats() const {
@@ -125,12 +199,21 @@ void event_pipeline::add_metrics(metrics_registry& m) const {
     sample([](const outbox_relay_stats& s) { return s.running ? 1.0 : 0.0; }));
 }
 
+std::unique_ptr<readiness_probe> with_kafka_check(readiness_probe& database,
+                                                  event_pipeline& events) {
+  return std::make_unique<combined_readiness>(database, [&events] {
+    return events.kafka_ready();
+  });
+}
+
 result<std::unique_ptr<event_pipeline>>
 start_event_pipeline(const kafka_setting& kafka, store& db, const clock& clk,
                      event_pipeline_options options) {
   auto p = std::make_shared<event_pipeline::impl>();
   p->topic = options.topic;
   p->probe_timeout = options.probe_timeout;
+  p->ready_timeout = options.ready_timeout;
+  p->ready_cache = options.ready_cache;
   if (kafka.kind == kafka_setting::mode::none) {
     spdlog::info("event=kafka_disabled detail=\"--kafka none: outbox rows "
                  "stay unpublished\"");
@@ -168,6 +251,19 @@ start_event_pipeline(const kafka_setting& kafka, store& db, const clock& clk,
   if (!publisher)
     return make_error(publisher.code(), "--kafka: " + publisher.error().detail);
   p->publisher = std::move(*publisher);
+  kafka_publisher_config rc;
+  rc.bootstrap_servers = p->bootstrap;
+  rc.topic = options.topic;
+  rc.client_id = "recurd-readiness";
+  rc.message_timeout = options.message_timeout;
+  // Notice a cluster that is back within about a second, not librdkafka's
+  // default ten.
+  rc.properties = {{"reconnect.backoff.max.ms", "1000"}};
+  auto ready_client = kafka_publisher::create(std::move(rc));
+  if (!ready_client)
+    return make_error(ready_client.code(),
+                      "--kafka: " + ready_client.error().detail);
+  p->ready_client = std::move(*ready_client);
   p->relay = std::make_unique<outbox_relay>(db, *p->publisher, clk,
                                             options.relay);
   p->relay->start();

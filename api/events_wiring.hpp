@@ -7,6 +7,8 @@
 ///
 ///   auto events = api::start_event_pipeline(opts.kafka, *store, clock);
 ///   if (!events) return fail(exit_startup_failed, events.error().detail);
+///   auto readiness = api::with_kafka_check(**db, **events); // /readyz
+///   app_config.readiness = readiness.get();
 ///   (*events)->add_metrics(app.metrics());
 ///   ... serve ...
 ///   (*events)->stop(); // after the server and the orchestrator stopped
@@ -18,10 +20,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "actors/outbox_relay.hpp"
+#include "api/health.hpp"
 #include "api/metrics.hpp"
 #include "api/options.hpp"
 #include "domain/clock.hpp"
@@ -40,6 +44,10 @@ struct event_pipeline_options {
   std::chrono::milliseconds message_timeout{30'000};
   /// How long probe() waits for the cluster's metadata.
   std::chrono::milliseconds probe_timeout{2'000};
+  /// /readyz's check (kafka_ready()): how long it waits for metadata, and
+  /// how long an answer is reused, so that /readyz cannot hammer the brokers.
+  std::chrono::milliseconds ready_timeout{500};
+  std::chrono::milliseconds ready_cache{1'000};
 };
 
 class event_pipeline {
@@ -58,6 +66,12 @@ public:
   /// For /readyz: whether the cluster answers within probe_timeout
   /// (`unavailable` when not). Always ok when disabled.
   status probe();
+
+  /// For /readyz: probe() through a client of its own (a relay stuck on a
+  /// down cluster cannot delay it), at most once per `ready_cache`; callers
+  /// meanwhile get the last answer. nullopt when disabled; false once
+  /// stopped. Thread-safe.
+  std::optional<bool> kafka_ready();
 
   /// The relay's counters (all zero when disabled).
   outbox_relay_stats stats() const;
@@ -83,6 +97,11 @@ public:
 private:
   std::shared_ptr<impl> impl_;
 };
+
+/// `database` with the pipeline's kafka_ready() as its Kafka check: what
+/// recurd gives the app as its readiness probe. Both must outlive it.
+std::unique_ptr<readiness_probe> with_kafka_check(readiness_probe& database,
+                                                  event_pipeline& events);
 
 /// Starts the pipeline `kafka` asks for: embedded → a one-broker mock
 /// cluster with the topic created, a publisher and the relay thread; external

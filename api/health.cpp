@@ -2,6 +2,7 @@
 
 #include <array>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -15,19 +16,45 @@ namespace recur::api {
 
 namespace {
 
-// /healthz and /readyz mean the same until the actors exist: the process is
-// up and its database answers. Readiness will later also wait for recovery.
 constexpr std::array<std::string_view, 2> health_paths = {"/healthz",
                                                           "/readyz"};
 
-http_response health_response(readiness_probe& probe) {
+const char* word(bool ok) {
+  return ok ? "ok" : "unavailable";
+}
+
+// /healthz is liveness: the process is up and its database answers. A Kafka
+// outage must not get the process restarted (the outbox keeps the events),
+// so only /readyz — "send me traffic" — also asks about the event log.
+http_response health_response(readiness_probe& probe, bool readiness) {
   const bool db_ok = probe.database_ok();
-  const nlohmann::ordered_json doc = {
-    {"status", db_ok ? "ok" : "unavailable"},
-    {"database", db_ok ? "ok" : "unavailable"},
-    {"version", RECUR_VERSION},
+  // Plain flags rather than an optional<bool> copy: GCC 12 warns about the
+  // latter (maybe-uninitialized) at -O2.
+  bool kafka_checked = false;
+  bool kafka_ok = true;
+  if (readiness) {
+    if (const auto k = probe.kafka_ok(); k.has_value()) {
+      kafka_checked = true;
+      kafka_ok = *k;
+    }
+  }
+  const bool ok = db_ok && kafka_ok;
+  nlohmann::ordered_json doc = {
+    {"status", word(ok)},
+    {"database", word(db_ok)},
   };
-  http_response res{db_ok ? 200u : 503u, "application/json", doc.dump(), {}};
+  if (readiness)
+    doc["kafka"] = kafka_checked ? word(kafka_ok) : "not_configured";
+  doc["version"] = RECUR_VERSION;
+  if (!ok) {
+    auto failing = nlohmann::json::array();
+    if (!db_ok)
+      failing.push_back("database");
+    if (!kafka_ok)
+      failing.push_back("kafka");
+    doc["failing"] = std::move(failing);
+  }
+  http_response res{ok ? 200u : 503u, "application/json", doc.dump(), {}};
   // A health answer is only true at the moment it is given.
   res.headers.emplace_back("Cache-Control", "no-store");
   return res;
@@ -54,7 +81,19 @@ http_response route_health(const http_request& req, readiness_probe& probe) {
     res.headers.emplace_back("Allow", "GET");
     return res;
   }
-  return health_response(probe);
+  return health_response(probe, path == "/readyz");
+}
+
+combined_readiness::combined_readiness(
+  readiness_probe& database, std::function<std::optional<bool>()> kafka)
+  : database_(database), kafka_(std::move(kafka)) {}
+
+bool combined_readiness::database_ok() {
+  return database_.database_ok();
+}
+
+std::optional<bool> combined_readiness::kafka_ok() {
+  return kafka_ ? kafka_() : std::nullopt;
 }
 
 http_handler make_health_handler(readiness_probe& probe) {

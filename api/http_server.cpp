@@ -143,7 +143,10 @@ private:
     auto plain_req = to_plain(std::move(req));
     auto plain_res = call_handler(plain_req);
     const auto elapsed = std::chrono::steady_clock::now() - started;
-    spdlog::info(
+    // Debug, not info: at thousands of requests a second an access-log line
+    // per request is a formatted write to stderr under spdlog's sink lock,
+    // serialising the pool threads (the app logs every 5xx as a warning).
+    spdlog::debug(
       "event=http_request method={} target={} status={} "
       "duration_us={}",
       plain_req.method, plain_req.target, plain_res.status,

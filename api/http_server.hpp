@@ -47,7 +47,12 @@ using http_handler = std::function<http_response(const http_request&)>;
 struct http_server_config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
-  std::size_t threads = 2;
+  /// Handlers run on these threads and block on them (PostgreSQL reads,
+  /// durable commits: milliseconds each), so the pool is sized for requests
+  /// in flight, not for cores: with 2 threads at most 2 commands could wait
+  /// for the group commit together, which caps commands at 2 / commit
+  /// latency. Idle threads cost only their stacks.
+  std::size_t threads = 64;
   std::size_t max_connections = 1024;
   std::size_t body_limit_bytes = 1'048'576; // 1 MiB
   std::size_t header_limit_bytes = 16'384;  // 16 KiB

@@ -1,9 +1,15 @@
 // recurd: the composition root. It reads options, connects to PostgreSQL
 // (migrating it), starts the orchestrator (subscription actors, group-commit
-// writer, durable timer service, start-up recovery; the sandbox gateway for
-// every tenant for now), serves the HTTP API until SIGINT/SIGTERM, stops the
-// server, then the orchestrator, then the store, and maps failures to exit
-// codes (1: start-up failed, 2: bad command line or configuration).
+// writer, durable timer service, start-up recovery) with each tenant's
+// gateway (tenant_gateways: a Stripe-API adapter for a tenant whose stripe
+// config has an api_key, else the in-process sandbox, one per test-mode
+// tenant on its test clock), pumps the sandboxes' events to its own
+// /v1/webhooks/sandbox/{tenant} (async settlement), serves the HTTP API until
+// SIGINT/SIGTERM, stops the pump, the server, then the orchestrator, then the
+// store, and maps failures to exit codes (1: start-up failed, 2: bad command
+// line or configuration).
+
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -13,6 +19,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -24,11 +31,13 @@
 #include "api/http_server.hpp"
 #include "api/options.hpp"
 #include "api/routes_webhooks.hpp"
+#include "api/sandbox_pump.hpp"
 #include "api/system_clock.hpp"
 #include "api/tenant_env.hpp"
 #include "api/test_clocks.hpp"
 #include "domain/time.hpp"
 #include "gateways/sandbox_gateway.hpp"
+#include "gateways/tenant_gateways.hpp"
 #include "persistence/pg_store.hpp"
 
 #ifndef RECUR_VERSION
@@ -68,15 +77,18 @@ std::string format_listen(const api::listen_address& addr) {
          + std::to_string(addr.port);
 }
 
-// Blocks until SIGINT or SIGTERM, then stops the server gracefully.
+// Blocks until SIGINT or SIGTERM, then stops the sandbox pump (it posts to
+// the server) and the server gracefully.
 void serve_until_signalled(boost::asio::io_context& signals_ioc,
                            boost::asio::signal_set& signals,
-                           api::http_server& server) {
-  signals.async_wait([&server](const boost::system::error_code& ec, int sig) {
+                           api::http_server& server, api::sandbox_pump& pump) {
+  signals.async_wait([&server, &pump](const boost::system::error_code& ec,
+                                      int sig) {
     if (ec)
       return;
     spdlog::info("event=recurd_stopping signal={}",
                  sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pump.stop();
     server.stop();
   });
   signals_ioc.run();
@@ -143,6 +155,45 @@ void add_orchestrator_metrics(api::metrics_registry& m,
                   metric_type::counter, [c, one] { return one(c->rejected); });
 }
 
+// -- gateways -----------------------------------------------------------------
+
+// A tenant's config of `gateway` (JSON), nullopt when it has none.
+result<std::optional<std::string>>
+gateway_config_json(store& db, const tenant_id& t, const std::string& gateway) {
+  auto c = db.get_gateway_config(t, gateway);
+  if (c)
+    return std::optional<std::string>{std::move(c->config_json)};
+  if (c.code() == errc::not_found)
+    return std::optional<std::string>{};
+  return c.error();
+}
+
+// The webhook_secret of a tenant's sandbox config; nullopt: none (its events
+// are not sent, as Stripe sends nothing to an endpoint never configured).
+std::optional<std::string> sandbox_secret(store& db, const tenant_id& t) {
+  auto json = gateway_config_json(db, t, "sandbox");
+  if (!json || !*json)
+    return std::nullopt;
+  auto doc = nlohmann::json::parse(**json, nullptr, false);
+  if (!doc.is_object() || !doc.contains("webhook_secret")
+      || !doc["webhook_secret"].is_string())
+    return std::nullopt;
+  return doc["webhook_secret"].get<std::string>();
+}
+
+// recurd's own webhook URL for the sandbox pump: loopback when it listens on
+// every address.
+std::string own_webhook_url(const api::listen_address& listen,
+                            std::uint16_t port) {
+  const bool any = listen.host == "0.0.0.0" || listen.host == "::";
+  const bool v6 = !any && listen.host.find(':') != std::string::npos;
+  const std::string host = any  ? std::string{"127.0.0.1"}
+                           : v6 ? "[" + listen.host + "]"
+                                : listen.host;
+  return "http://" + host + ":" + std::to_string(port)
+         + "/v1/webhooks/sandbox/{tenant}";
+}
+
 int run(const api::options& opts) {
   setup_logging();
   api::system_clock clock;
@@ -164,7 +215,30 @@ int run(const api::options& opts) {
   api::tenant_envs envs{**store};
   api::test_clocks clocks{**store, clock};
   auto live_store = api::make_live_timers_store(**store);
-  sandbox_gateway gateway{clock, static_cast<std::uint64_t>(clock.now().unix_s)};
+  // The in-process sandbox answers synchronously what it can; its webhooks
+  // carry only what an answer left open (async settlements, lost answers,
+  // refunds), so live tenants see no echo of every charge.
+  api::sandbox_pool_config pool_config;
+  pool_config.wall = &clock;
+  pool_config.clock_for = [&clocks](const tenant_id& t) -> const recur::clock* {
+    return clocks.clock_for(t);
+  };
+  pool_config.seed = static_cast<std::uint64_t>(clock.now().unix_s);
+  pool_config.sandbox.events_for_sync_outcomes = false;
+  api::sandbox_pool sandboxes{pool_config};
+  tenant_gateways_config gateways_config;
+  gateways_config.stripe_config_for = [db = store->get()](const tenant_id& t) {
+    return gateway_config_json(*db, t, "stripe");
+  };
+  gateways_config.sandbox_for
+    = [&sandboxes](const tenant_id& t) -> payment_gateway& {
+    return sandboxes.for_tenant(t);
+  };
+  gateways_config.sandbox_for_charge
+    = [&sandboxes](std::string_view charge_id) -> payment_gateway& {
+    return sandboxes.for_charge(charge_id);
+  };
+  tenant_gateways gateway{std::move(gateways_config)};
   orchestrator_config orch_config;
   orch_config.db = live_store.get();
   orch_config.clk = &clock;
@@ -203,7 +277,9 @@ int run(const api::options& opts) {
         },
         w);
     });
-  app_config.readiness = db->get();
+  // /readyz: the database and, unless --kafka none, the Kafka cluster.
+  auto readiness = api::with_kafka_check(**db, **events);
+  app_config.readiness = readiness.get();
   app_config.admin_key = opts.admin_key;
   app_config.rate_limit.rate_per_s = opts.rate_limit_per_s;
   app_config.rate_limit.burst = opts.rate_burst;
@@ -220,6 +296,19 @@ int run(const api::options& opts) {
   api::http_server server{config, app.handler()};
   if (auto started = server.start(); !started)
     return fail(exit_startup_failed, started.error().detail);
+  api::sandbox_pump_config pump_config;
+  pump_config.webhooks.url = own_webhook_url(opts.listen, server.port());
+  pump_config.webhooks.secret_for = [db = store->get()](const tenant_id& t) {
+    return sandbox_secret(*db, t);
+  };
+  pump_config.webhooks.seed = pool_config.seed;
+  pump_config.event_id_prefix = std::to_string(clock.now().unix_s) + "p"
+                                + std::to_string(::getpid());
+  auto pump = api::sandbox_pump::create(sandboxes, clock, pump_config);
+  if (!pump)
+    return fail(exit_startup_failed,
+                "cannot start the sandbox pump: " + pump.error().detail);
+  (*pump)->start();
   spdlog::info("event=recurd_started version={} listen={} db=ok "
                "db_target=\"{}\" threads={} routes={} admin_key={} kafka={} "
                "rate_limit_per_s={} rate_burst={} started_at={}",
@@ -231,7 +320,7 @@ int run(const api::options& opts) {
   if (opts.admin_key.empty())
     spdlog::warn("event=admin_key_unset detail=\"POST /v1/tenants answers "
                  "401 until RECUR_ADMIN_KEY or --admin-key-file is set\"");
-  serve_until_signalled(signals_ioc, signals, server);
+  serve_until_signalled(signals_ioc, signals, server, **pump);
   // The server has stopped taking requests: the actors go before the store,
   // then the relay (it drains what they committed).
   orch->reset();

@@ -14,10 +14,15 @@
 //        known yet (an async payment settles by webhook). An invoice that is
 //        not open, or is being collected, is 409 invalid_transition.
 //   POST /v1/invoices/{id}/void
-//        409 not_supported for every invoice: the engine voids invoices only
-//        through its sagas (cancellation, incomplete expiry, plan-change
-//        compensation) and has no void input, and the API never writes an
-//        invoice behind its subscription actor's back.
+//        Voids an open invoice through its subscription actor
+//        (sub_in::void_invoice) and answers after the commit with the void
+//        invoice: its collection ends (retry timers cancelled, dunning
+//        forgets it, a plan change it belongs to is compensated), the
+//        receivable is reversed, `invoice.voided` goes out. With nothing left
+//        to collect, a past_due/suspended subscription becomes active again
+//        and an incomplete one expires (Stripe's behaviour when the last open
+//        invoice is voided). An invoice that is not open, or has a charge in
+//        flight, is 409 invalid_transition with nothing changed.
 
 #include <thread>
 
@@ -223,9 +228,19 @@ http_response pay_invoice(services& s, request_context& ctx) {
 }
 
 http_response void_invoice(services& s, request_context& ctx) {
+  if (auto no = require_orchestrator(s))
+    return *no;
   const auto& id = ctx.param("id");
   if (!is_valid_ref(id))
     return not_found(id);
+  api_error err;
+  auto body = parse_object(ctx.req.body, err, true);
+  if (!body)
+    return problem(err);
+  object_reader in{*body};
+  in.reject_unknown();
+  if (in.failed())
+    return problem(in.error());
   auto inv = s.db.get_invoice(ctx.tid(), invoice_id{id});
   if (!inv)
     return inv.code() == errc::not_found ? not_found(id)
@@ -233,11 +248,19 @@ http_response void_invoice(services& s, request_context& ctx) {
   if (inv->status != "open")
     return problem({409, "invalid_transition",
                     "invoice '" + id + "' is " + inv->status + ", not open"});
-  return problem({409, "not_supported",
-                  "voiding an invoice by hand is not supported: invoices "
-                  "are voided by their subscription's sagas (cancellation, "
-                  "incomplete expiry, plan-change compensation); cancel the "
-                  "subscription instead"});
+  auto voided = run_command(s, ctx, inv->subscription,
+                            sub_in::void_invoice{invoice_id{id}});
+  if (voided.failure)
+    return *voided.failure;
+  spdlog::info("event=invoice_voided tenant={} invoice={} subscription={}",
+               ctx.tid().value, id, inv->subscription.value);
+  auto after = s.db.get_invoice(ctx.tid(), invoice_id{id});
+  if (!after)
+    return error_response(after.error());
+  auto view = full_view(s, ctx.tid(), *after);
+  if (!view)
+    return error_response(view.error());
+  return json_response(200, *view);
 }
 
 ordered_json invoice_schema(bool with_attempts) {
@@ -321,11 +344,13 @@ void add_invoice_routes(router& r, services& s) {
     true, nullptr});
   r.add(route{"POST", "/v1/invoices/{id}/void", auth_kind::tenant,
               [sp](request_context& ctx) { return void_invoice(*sp, ctx); },
-              route_doc{"not supported: always 409 not_supported (404 for an "
-                        "unknown invoice, 409 invalid_transition for one "
-                        "that is not open); invoices are voided by their "
-                        "sagas",
-                        nullptr, nullptr, 409, {}, "application/json"},
+              route_doc{"void an open invoice: its collection ends, the "
+                        "receivable is reversed; 409 invalid_transition when "
+                        "it is not open or a charge of it is in flight",
+                        {{"type", "object"},
+                         {"additionalProperties", false},
+                         {"properties", ordered_json::object()}},
+                        invoice_schema(true), 200, {}, "application/json"},
               true, nullptr});
 }
 

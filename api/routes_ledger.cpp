@@ -10,8 +10,10 @@
 //     invoices_paid_minor       Σ amount_paid of invoices
 //     ledger_cash_minor         the ledger's cash balance
 //     ledger_refunds_minor      the ledger's refunds balance (money sent back)
+//     ledger_disputes_minor     the ledger's disputes balance (money held
+//                               back by the card network)
 //   checks: collections_match_invoices  collected == invoices paid
-//           cash_matches_collections    cash == collected − refunds
+//           cash_matches_collections    cash == collected − refunds − disputes
 //   plus, for information, open_invoices_due_minor (Σ amount_due −
 //   amount_paid of open invoices) and ledger_receivable_minor. At most
 //   `max_reconciled_invoices` invoices are read; `complete` says whether
@@ -61,6 +63,7 @@ struct currency_figures {
   std::int64_t open_due = 0;
   std::int64_t cash = 0;
   std::int64_t refunds = 0;
+  std::int64_t disputes = 0;
   std::int64_t receivable = 0;
 };
 
@@ -110,6 +113,8 @@ http_response reconciliation(services& s, request_context& ctx) {
       f.cash = b.balance_minor;
     else if (b.account_name == account::refunds)
       f.refunds = b.balance_minor;
+    else if (b.account_name == account::disputes)
+      f.disputes = b.balance_minor;
     else if (b.account_name == account::receivable)
       f.receivable = b.balance_minor;
   }
@@ -117,13 +122,14 @@ http_response reconciliation(services& s, request_context& ctx) {
   ordered_json rows = ordered_json::array();
   for (const auto& [cur, f] : figures) {
     const bool collections_match = f.collected == f.invoices_paid;
-    const bool cash_matches = f.cash == f.collected - f.refunds;
+    const bool cash_matches = f.cash == f.collected - f.refunds - f.disputes;
     balanced = balanced && collections_match && cash_matches;
     rows.push_back({{"currency", cur},
                     {"payments_collected_minor", f.collected},
                     {"invoices_paid_minor", f.invoices_paid},
                     {"ledger_cash_minor", f.cash},
                     {"ledger_refunds_minor", f.refunds},
+                    {"ledger_disputes_minor", f.disputes},
                     {"open_invoices_due_minor", f.open_due},
                     {"ledger_receivable_minor", f.receivable},
                     {"checks",
@@ -180,6 +186,7 @@ void add_ledger_routes(router& r, services& s) {
                        {"invoices_paid_minor", integer},
                        {"ledger_cash_minor", integer},
                        {"ledger_refunds_minor", integer},
+                       {"ledger_disputes_minor", integer},
                        {"open_invoices_due_minor", integer},
                        {"ledger_receivable_minor", integer},
                        {"checks",

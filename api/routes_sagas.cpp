@@ -4,10 +4,30 @@
 //   GET  /v1/sagas/{id}            with its step log, oldest first. Saga ids
 //                                  hold '/' ("sub_1/invoice/3"): clients
 //                                  percent-encode them ("sub_1%2Finvoice%2F3").
-//   POST /v1/sagas/{id}/retry · /compensate
-//        409 not_supported: the engine has no operator inputs for sagas
-//        (a failed saga is resolved by the subscription's own commands, e.g.
-//        paying or canceling); nothing is faked.
+//   POST /v1/sagas/{id}/retry
+//        Operator: a saga waiting on a retry/backoff timer runs its next
+//        attempt now (a new attempt key: a charged key is never reused); one
+//        waiting on a charge outcome asks the gateway now under the same key;
+//        a compensation waiting to be retried runs again under its key.
+//   POST /v1/sagas/{id}/compensate
+//        Operator: aborts a live invoice, payment or plan-change saga and
+//        runs its compensations (void the invoice, reverse the receivable,
+//        revert the plan); the subscription follows as for a void invoice.
+//   Both go through the saga's subscription actor (sub_in::retry_saga /
+//   compensate_saga) and answer after the commit with the saga and its
+//   step log (once a gateway call they issued has its outcome, waiting at
+//   most 10 s; else the saga as committed, `running`). 409
+//   invalid_transition with nothing changed for a saga that is finished
+//   (completed, compensated, failed), has a call in flight, is compensating
+//   already, waits on its schedule (dunning: pay or void the invoice
+//   instead), or — compensate — is dunning, suspension or cancellation,
+//   whose undo belongs to the lifecycle.
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include <spdlog/spdlog.h>
 
 #include "api/billing_common.hpp"
 #include "api/pagination.hpp"
@@ -17,6 +37,7 @@ namespace recur::api {
 namespace {
 
 constexpr std::size_t max_saga_type_bytes = 32;
+constexpr std::chrono::milliseconds outcome_wait{10'000};
 
 http_response not_found(const std::string& id) {
   return problem({404, "not_found", "no saga '" + id + "'"});
@@ -101,21 +122,57 @@ http_response get_saga(services& s, request_context& ctx) {
   return json_response(200, out);
 }
 
+// A command that issued a gateway call answers with its outcome when it
+// comes within `outcome_wait` (the saga leaves `running`); else with the
+// saga as committed, still running.
+void wait_while_running(services& s, const tenant_id& t, const saga_id& id) {
+  const auto deadline = std::chrono::steady_clock::now() + outcome_wait;
+  auto pause = std::chrono::milliseconds{2};
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto g = s.db.get_saga(t, id);
+    if (!g || g->status != saga_status::running)
+      return;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds{50});
+  }
+}
+
 http_response operator_command(services& s, request_context& ctx,
-                               std::string_view what) {
+                               const std::string& what) {
+  if (auto no = require_orchestrator(s))
+    return *no;
   const auto& id = ctx.param("id");
   if (!is_valid_ref(id))
     return not_found(id);
+  api_error err;
+  auto body = parse_object(ctx.req.body, err, true);
+  if (!body)
+    return problem(err);
+  object_reader in{*body};
+  in.reject_unknown();
+  if (in.failed())
+    return problem(in.error());
   auto g = s.db.get_saga(ctx.tid(), saga_id{id});
   if (!g)
     return g.code() == errc::not_found ? not_found(id)
                                        : error_response(g.error());
-  return problem({409, "not_supported",
-                  std::string{what}
-                    + " of a saga by an operator is not supported by the "
-                      "engine: sagas retry on their own policy and are "
-                      "compensated by their subscription's commands (pay "
-                      "the invoice, cancel the subscription)"});
+  if (is_finished(g->status))
+    return problem({409, "invalid_transition",
+                    "saga '" + id + "' is "
+                      + std::string{to_string(g->status)}
+                      + ": an operator can only " + what + " a live saga"});
+  subscription_input input;
+  if (what == "retry")
+    input = sub_in::retry_saga{saga_id{id}};
+  else
+    input = sub_in::compensate_saga{saga_id{id}};
+  auto done = run_command(s, ctx, g->subscription, std::move(input));
+  if (done.failure)
+    return *done.failure;
+  spdlog::info("event=saga_operator_command tenant={} saga={} command={}",
+               ctx.tid().value, id, what);
+  wait_while_running(s, ctx.tid(), saga_id{id});
+  return get_saga(s, ctx);
 }
 
 ordered_json saga_schema(bool with_steps) {
@@ -189,9 +246,22 @@ void add_saga_routes(router& r, services& s) {
                 [sp, name](request_context& ctx) {
                   return operator_command(*sp, ctx, name);
                 },
-                route_doc{"not supported by the engine: always 409 "
-                          "not_supported (404 for an unknown saga)",
-                          nullptr, nullptr, 409, {}, "application/json"},
+                route_doc{name == "retry"
+                            ? "operator: run a waiting saga's next attempt "
+                              "now (a new key), or ask the gateway now for "
+                              "an awaited charge outcome; answers with the "
+                              "saga after the commit; 409 invalid_transition "
+                              "when it is finished, busy or waits on its "
+                              "schedule"
+                            : "operator: abort a live invoice, payment or "
+                              "plan-change saga and run its compensations; "
+                              "answers with the saga after the commit; 409 "
+                              "invalid_transition when it is finished, busy, "
+                              "or a dunning/suspension/cancellation saga",
+                          {{"type", "object"},
+                           {"additionalProperties", false},
+                           {"properties", ordered_json::object()}},
+                          saga_schema(true), 200, {}, "application/json"},
                 true, nullptr});
   }
 }

@@ -20,10 +20,6 @@ namespace recur::api {
 
 namespace {
 
-constexpr std::string_view attempt_marker = "/attempt-";
-/// Saga ids are "<subscription>/<type>/<n>": a refund key starts with one.
-constexpr std::size_t saga_id_segments = 3;
-
 struct webhook_route {
   store& db;
   const clock& clk;
@@ -53,8 +49,6 @@ private:
   secret_of(const tenant_id& t, const std::string& gateway) const;
   /// Dispatches and waits for the reply; nullopt after reply_timeout.
   std::optional<command_reply> apply(subscription_command cmd) const;
-  void record_inbox(const tenant_id& t, const std::string& gateway,
-                    const std::string& event_id) const;
 };
 
 std::variant<std::string, http_response>
@@ -91,22 +85,6 @@ webhook_route::apply(subscription_command cmd) const {
   return reply.get();
 }
 
-void webhook_route::record_inbox(const tenant_id& t, const std::string& gateway,
-                                 const std::string& event_id) const {
-  // After the subscription applied the event, not in its unit of work: the
-  // engine does not carry the inbox entry (yet). A crash in between lets a
-  // redelivery through to the engine, which ignores an outcome of a charge
-  // that is no longer in flight; so the event still changes things once.
-  unit_of_work w;
-  w.tenant = t;
-  w.inbox.push_back(inbox_entry{gateway, event_id, clk.now()});
-  auto done = db.commit(w);
-  if (!done && done.code() != errc::already_exists)
-    spdlog::warn("event=webhook_inbox_failed tenant={} gateway={} "
-                 "event_id={} error=\"{}\"",
-                 t.value, gateway, event_id, done.error().detail);
-}
-
 http_response webhook_route::handle(request_context& ctx) const {
   const std::string& gateway = ctx.param("gateway");
   const std::string& tenant = ctx.param("tenant_id");
@@ -141,7 +119,10 @@ http_response webhook_route::handle(request_context& ctx) const {
       gateway, "ignored",
       {{"received", true}, {"ignored", true}, {"reason", ignored->reason}});
   }
-  gateway_event ev = std::get<stripe_event>(std::move(*parsed)).event;
+  auto& se = std::get<stripe_event>(*parsed);
+  gateway_event ev = std::move(se.event);
+  const std::string ref_id
+    = se.dispute ? se.dispute->dispute_id : se.refund_id;
   if (!ev.tenant.empty() && ev.tenant != tid)
     return refuse(gateway, "invalid_event",
                   {400, "invalid_event",
@@ -156,7 +137,7 @@ http_response webhook_route::handle(request_context& ctx) const {
     return received(gateway, "duplicate",
                     {{"received", true}, {"duplicate", true}});
   }
-  auto target = find_event_subscription(db, tid, ev);
+  auto target = route_gateway_event(db, tid, ev);
   if (!target)
     return refuse(gateway, "unavailable", to_api_error(target.error()));
   if (!*target) {
@@ -171,26 +152,38 @@ http_response webhook_route::handle(request_context& ctx) const {
   }
   const std::string event_id = ev.id;
   const std::string type = ev.type;
-  auto reply = apply(
-    subscription_command{tid, **target, sub_in::gateway_notice{std::move(ev)}});
+  const subscription_id sub = (*target)->subscription;
+  // The engine commits the inbox entry with the event's effects.
+  sub_in::gateway_notice notice{std::move(ev), gateway, ref_id,
+                                (*target)->invoice};
+  auto reply = apply(subscription_command{tid, sub, std::move(notice)});
+  if (reply && reply->failure && reply->failure->code == errc::already_exists) {
+    // A concurrent delivery of the same event id committed first (the
+    // inbox refused this one), or its refund/dispute is booked already.
+    spdlog::info("event=webhook_duplicate tenant={} gateway={} event_id={} "
+                 "subscription={} detail=\"{}\"",
+                 tenant, gateway, event_id, sub.value, reply->failure->detail);
+    return received(gateway, "duplicate",
+                    {{"received", true}, {"duplicate", true}});
+  }
   if (!reply
       || (reply->failure
           && (reply->failure->code == errc::unavailable
               || reply->failure->code == errc::storage_error))) {
     spdlog::warn("event=webhook_unavailable tenant={} gateway={} event_id={} "
                  "subscription={} error=\"{}\"",
-                 tenant, gateway, event_id, (*target)->value,
+                 tenant, gateway, event_id, sub.value,
                  reply ? reply->failure->detail : "no reply in time");
     return refuse(gateway, "unavailable",
                   {503, "unavailable",
                    "the subscription could not apply the event now; retry"});
   }
-  // A refusal by the engine (an event about a charge it no longer waits
-  // for, a canceled subscription) is final: retrying cannot change it.
-  record_inbox(tid, gateway, event_id);
+  // A refusal by the engine is final: retrying cannot change it. (Events
+  // it cannot use by their meaning are not refusals: they commit their
+  // inbox entry alone.)
   spdlog::info("event=webhook_applied tenant={} gateway={} event_id={} type={} "
                "subscription={} outcome={}",
-               tenant, gateway, event_id, type, (*target)->value,
+               tenant, gateway, event_id, type, sub.value,
                reply->ok() ? "ok" : to_string(reply->failure->code));
   return received(gateway, "applied", {{"received", true}});
 }
@@ -199,29 +192,12 @@ http_response webhook_route::handle(request_context& ctx) const {
 
 result<std::optional<subscription_id>>
 find_event_subscription(store& db, const tenant_id& t, const gateway_event& e) {
-  using found = std::optional<subscription_id>;
-  const std::string& key = e.idempotency_key;
-  if (key.empty())
-    return found{};
-  if (const auto at = key.rfind(attempt_marker); at != std::string::npos) {
-    auto inv = db.get_invoice(t, invoice_id{key.substr(0, at)});
-    if (!inv)
-      return inv.code() == errc::not_found ? result<found>{found{}}
-                                           : result<found>{inv.error()};
-    return found{inv->subscription};
-  }
-  std::size_t end = 0;
-  for (std::size_t n = 0; n < saga_id_segments; ++n) {
-    end = key.find('/', n == 0 ? 0 : end + 1);
-    if (end == std::string::npos)
-      break;
-  }
-  const std::string saga = end == std::string::npos ? key : key.substr(0, end);
-  auto s = db.get_saga(t, saga_id{saga});
-  if (!s)
-    return s.code() == errc::not_found ? result<found>{found{}}
-                                       : result<found>{s.error()};
-  return found{s->subscription};
+  auto r = route_gateway_event(db, t, e);
+  if (!r)
+    return r.error();
+  if (!*r)
+    return std::optional<subscription_id>{};
+  return std::optional<subscription_id>{(*r)->subscription};
 }
 
 void add_webhook_routes(router& r, store& db, const clock& clk,

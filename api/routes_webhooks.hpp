@@ -23,24 +23,35 @@
 /// | metadata.tenant_id names another tenant           | 400 invalid_event
 /// | a type Recur does not use, a payment it did not   | 200 {"received":true,
 /// |   make, or one it cannot find (no such invoice)   |   "ignored":true}
-/// | an event id already processed (inbox)             | 200 {"received":true,
-/// |                                                   |   "duplicate":true}
+/// | an event id already processed (inbox), or one    | 200 {"received":true,
+/// |   whose commit the inbox refused (a concurrent    |   "duplicate":true}
+/// |   delivery won)                                   |
 /// | applied (or refused by the engine by its meaning) | 200 {"received":true}
 /// | the subscription did not answer in time, store    | 503 unavailable (the
 /// |   unavailable                                     |   gateway retries)
 ///
-/// Routing: charge events by their key "<invoice>/attempt-<n>" → invoice →
-/// subscription; refunds by their key "<saga>/<step>/<name>/…" → saga →
-/// subscription; disputes by `metadata.idempotency_key` when the dispute
-/// carries one (the sandbox's do). A dispute without a key (Stripe does not
-/// copy metadata to disputes) cannot be routed by its charge id yet: the
-/// store keeps no index from charge id to payment attempt. It is answered
-/// 200 ignored and logged `event=webhook_unroutable`, and it is not put in
-/// the inbox, so a redelivery after such an index exists is applied.
+/// Atomic inbox: the route does not write the inbox. The subscription's
+/// engine puts the (gateway, event id) entry in the unit of work that
+/// applies the event (`sub_in::gateway_notice::gateway`), alone when the
+/// event changes nothing, so the entry and the effects commit together or
+/// not at all; a crash in between cannot let a redelivery apply it twice
+/// nor lose it. `inbox_contains` before dispatching is the fast answer for
+/// a replay.
+///
+/// Routing (`route_gateway_event`): charge events by their key
+/// "<invoice>/attempt-<n>" → invoice → subscription; refunds Recur made by
+/// their key "<saga>/<step>/<name>/…" → saga → subscription; disputes and
+/// refunds made at the gateway (no key of ours: Stripe copies no metadata
+/// to disputes, a dashboard refund has none) by their charge id → the
+/// payment attempt that recorded it → invoice → subscription. An event
+/// that names nothing of this tenant (e.g. a dispute whose charge outcome
+/// has not been recorded yet) is answered 200 ignored, logged
+/// `event=webhook_unroutable` and not put in the inbox, so a redelivery is
+/// applied once the payment is known.
 ///
 /// Events are never dropped for looking old: the engine applies them by
 /// meaning (a late or duplicate outcome of a charge no longer in flight
-/// changes nothing).
+/// changes nothing; a refund or dispute id already booked changes nothing).
 
 #include <chrono>
 #include <cstdint>
@@ -82,9 +93,9 @@ void add_webhook_routes(router& r, store& db, const clock& clk,
                         command_dispatch dispatch,
                         webhook_options options = {});
 
-/// The subscription a gateway event is about (see the routing rules above):
-/// nullopt when the event names nothing this tenant has. Store errors other
-/// than `not_found` are returned.
+/// The subscription a gateway event is about (route_gateway_event without
+/// the invoice): nullopt when the event names nothing this tenant has.
+/// Store errors other than `not_found` are returned.
 result<std::optional<subscription_id>>
 find_event_subscription(store& db, const tenant_id& t, const gateway_event& e);
 

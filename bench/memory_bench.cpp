@@ -15,14 +15,14 @@
 // "sub_0" … "sub_<N-1>" with at most --window (default 10,000) requests in
 // flight; each activates its subscription's actor (load_history, the engine,
 // one commit). Once all have answered, the RSS with N live actors is measured;
-// then the bench waits for every actor to passivate (--idle-ms after its
-// last message) and measures the RSS again. RSS figures are taken after
+// then the bench waits for every actor to passivate (one to one and a half
+// --idle-ms after its last message: the registry's idle sweep) and measures
+// the RSS again. RSS figures are taken after
 // malloc_trim(0), from /proc/self/statm.
 //
 // The store keeps nothing: the subscriptions' data lives outside the process
 // (PostgreSQL in production), so the figures are the actors' own memory (the
-// actor, its state, its pending idle timer, the registry's entry), not the
-// store's. `synthetic_store::load_history` makes up the history of an active
+// actor, its state, the registry's entry), not the store's. `synthetic_store::load_history` makes up the history of an active
 // monthly subscription on plan "basic" for any id, `commit` discards.
 //
 // --idle-ms must exceed the activation time, or the first actors passivate

@@ -112,6 +112,7 @@ std::string_view to_string(account a) noexcept {
     case account::tax_payable: return "tax_payable";
     case account::bad_debt: return "bad_debt";
     case account::refunds: return "refunds";
+    case account::disputes: return "disputes";
   }
   return "unknown";
 }

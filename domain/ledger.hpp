@@ -22,9 +22,10 @@ enum class account : std::uint8_t {
   tax_payable,
   bad_debt,
   refunds,
+  disputes, // money a gateway withheld for a chargeback, until it is decided
 };
 
-inline constexpr std::size_t account_count = 7;
+inline constexpr std::size_t account_count = 8;
 
 std::string_view to_string(account a) noexcept;
 

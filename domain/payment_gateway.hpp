@@ -137,11 +137,30 @@ public:
   virtual result<charge_result> retrieve(const std::string& idempotency_key)
     = 0;
 
+  /// `retrieve` for the tenant that made the charge: a gateway that routes by
+  /// tenant (gateways/tenant_gateways.hpp) asks that tenant's gateway. The
+  /// default ignores the tenant. (A name of its own, not an overload, so
+  /// that adapters overriding `retrieve` do not hide it.)
+  virtual result<charge_result>
+  retrieve_for_tenant(const tenant_id& tenant,
+                      const std::string& idempotency_key) {
+    static_cast<void>(tenant);
+    return retrieve(idempotency_key);
+  }
+
   /// Refunds part or all of a succeeded charge. Errors: `not_found` (no such
   /// charge), `invalid_transition` (the charge has not succeeded),
   /// `currency_mismatch`, `invalid_argument` (non-positive amount, or more
   /// than is still unrefunded), `idempotency_conflict`, `unavailable`.
   virtual result<refund_result> refund(const refund_request& req) = 0;
+
+  /// `refund` for the tenant that made the charge (empty: not known, as
+  /// `refund(req)`). The default ignores the tenant.
+  virtual result<refund_result>
+  refund_for_tenant(const tenant_id& tenant, const refund_request& req) {
+    static_cast<void>(tenant);
+    return refund(req);
+  }
 
   /// Stable adapter name, as in /v1/webhooks/{gateway}: "sandbox", "stripe".
   virtual std::string_view name() const = 0;

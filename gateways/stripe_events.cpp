@@ -223,12 +223,16 @@ parse_result refund_event(const envelope& env, const json& refund,
   auto meta = recur_metadata(refund, path);
   if (!meta)
     return meta.error();
-  if (!*meta)
-    return parsed_stripe_event{
-      ignore(env, "no metadata.idempotency_key: not a refund Recur made")};
   stripe_event ev = make_event(env, "charge.refunded", *amount);
-  ev.event.idempotency_key = std::move((*meta)->first);
-  ev.event.tenant = tenant_id{std::move((*meta)->second)};
+  if (*meta) {
+    ev.event.idempotency_key = std::move((*meta)->first);
+    ev.event.tenant = tenant_id{std::move((*meta)->second)};
+  }
+  // A refund without our metadata was made at the gateway (the dashboard):
+  // it is about a payment of ours if its charge id is one; the consumer
+  // finds out by `charge_id`.
+  if (charge_id.empty())
+    return bad(path, "names neither payment_intent nor charge");
   ev.event.charge_id = std::move(charge_id);
   ev.refund_id = std::move(*refund_id);
   return parsed_stripe_event{std::move(ev)};

@@ -54,7 +54,7 @@ struct stripe_event {
 };
 
 /// An authentic event Recur has no use for: an unknown type, or a payment
-/// Recur did not make (no `metadata.idempotency_key`). The endpoint answers
+/// intent Recur did not make (no `metadata.idempotency_key`). The endpoint answers
 /// 200, so that Stripe stops retrying, and logs `reason`.
 struct ignored_stripe_event {
   std::string id;
@@ -84,7 +84,9 @@ using parsed_stripe_event = std::variant<stripe_event, ignored_stripe_event>;
 /// charge.refunded reads the newest refund (Stripe lists them newest first);
 /// API versions from 2022-11-15 no longer include the list, and such an event
 /// is ignored: subscribe to refund.created instead (it carries the Refund).
-/// refund.created with status "failed" or "canceled" is ignored.
+/// refund.created with status "failed" or "canceled" is ignored. A refund
+/// without metadata.idempotency_key (made in the gateway's dashboard) is an
+/// event with an empty key: the consumer routes it by `charge_id`.
 ///
 /// Amounts must be JSON integers (minor units) and positive; currencies are
 /// ISO-4217 codes in any case (Stripe sends "usd"). Errors: `invalid_argument`

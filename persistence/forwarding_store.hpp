@@ -115,6 +115,11 @@ public:
   get_attempt(const tenant_id& t, const payment_attempt_id& id) override {
     return target_.get_attempt(t, id);
   }
+  result<payment_attempt_record>
+  find_attempt_by_charge(const tenant_id& t,
+                         const std::string& charge_id) override {
+    return target_.find_attempt_by_charge(t, charge_id);
+  }
   result<std::vector<payment_attempt_record>>
   list_attempts(const tenant_id& t, const invoice_id& i) override {
     return target_.list_attempts(t, i);

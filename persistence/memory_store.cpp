@@ -477,6 +477,8 @@ struct memory_store::tables {
       it->second.status = u.status;
       it->second.decline_code = u.decline_code;
       it->second.updated_at = u.updated_at;
+      if (!u.charge_id.empty())
+        it->second.charge_id = u.charge_id;
       ++it->second.version;
     }
     return {};
@@ -868,6 +870,28 @@ memory_store::list_attempts(const tenant_id& t, const invoice_id& invoice) {
       return std::tie(a.attempt_no, a.id) < std::tie(b.attempt_no, b.id);
     });
   return out;
+}
+
+result<payment_attempt_record>
+memory_store::find_attempt_by_charge(const tenant_id& t,
+                                     const std::string& charge_id) {
+  std::lock_guard lock{mutex_};
+  // A scan: look-ups are rare (refunds and disputes made at the gateway).
+  // Several attempts may name one charge id (a sandbox gateway restarted
+  // and counted its ids again): the latest written wins, as in PostgreSQL.
+  const payment_attempt_record* best = nullptr;
+  if (const tenant_tables* rows = tables_->find(t);
+      rows != nullptr && !charge_id.empty())
+    for (const auto& [id, a] : rows->attempts)
+      if (a.charge_id == charge_id
+          && (best == nullptr
+              || std::tie(best->updated_at.unix_s, best->id.value)
+                   < std::tie(a.updated_at.unix_s, a.id.value)))
+        best = &a;
+  if (best == nullptr)
+    return make_error(errc::not_found, "no payment attempt with charge "
+                                         + charge_id);
+  return *best;
 }
 
 // -- ledger, usage, audit, inbox

@@ -95,6 +95,9 @@ public:
   get_attempt(const tenant_id& t, const payment_attempt_id& id) override;
   result<std::vector<payment_attempt_record>>
   list_attempts(const tenant_id& t, const invoice_id& invoice) override;
+  result<payment_attempt_record>
+  find_attempt_by_charge(const tenant_id& t,
+                         const std::string& charge_id) override;
   result<std::vector<ledger_entry_record>>
   load_ledger(const tenant_id& t, const std::string& subject) override;
   result<std::vector<account_balance>>

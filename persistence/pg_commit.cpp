@@ -204,11 +204,13 @@ const statement update_attempts{"uow_attempt_updates", R"(
 WITH v AS (
   SELECT u.*, (SELECT a.ctid FROM payment_attempts a
                WHERE a.tenant_id = $1 AND a.attempt_id = u.id) AS row_id
-  FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
-    AS u(id, e, st, dc, t))
+  FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+              $7::text[])
+    AS u(id, e, st, dc, t, ch))
 UPDATE payment_attempts x
 SET status = v.st, decline_code = v.dc, version = x.version + 1,
-    updated_at = to_timestamp(v.t)
+    updated_at = to_timestamp(v.t),
+    charge_id = CASE WHEN v.ch = '' THEN x.charge_id ELSE v.ch END
 FROM v
 WHERE x.ctid = ANY (ARRAY(SELECT v.row_id FROM v)) AND x.ctid = v.row_id
   AND x.tenant_id = $1 AND x.attempt_id = v.id AND x.version = v.e
@@ -738,7 +740,7 @@ void writer::new_attempts(const items<payment_attempt_record>& xs) {
 void writer::attempt_updates(const items<payment_attempt_update>& xs) {
   if (xs.empty())
     return;
-  array_builder id, expected, status, decline, at;
+  array_builder id, expected, status, decline, at, charge;
   std::vector<std::string> ids;
   for (const auto* u : xs) {
     id.add(u->id.value);
@@ -746,10 +748,12 @@ void writer::attempt_updates(const items<payment_attempt_update>& xs) {
     status.add(u->status);
     decline.add(u->decline_code);
     at.add(u->updated_at);
+    charge.add(u->charge_id);
     ids.push_back(u->id.value);
   }
   ctx_.expect(errc::version_conflict, "payment attempt update");
-  const auto updated = run(update_attempts, id, expected, status, decline, at);
+  const auto updated
+    = run(update_attempts, id, expected, status, decline, at, charge);
   expect_updated(updated, ids, find_attempts, "payment attempt");
 }
 

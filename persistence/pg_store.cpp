@@ -148,7 +148,7 @@ const std::string attempt_cols
   = "attempt_id, invoice_id, idempotency_key, attempt_no, status,"
     " amount_minor, currency, decline_code, version,"
     " extract(epoch FROM created_at)::bigint,"
-    " extract(epoch FROM updated_at)::bigint";
+    " extract(epoch FROM updated_at)::bigint, charge_id";
 
 payment_attempt_record attempt_of(const pqxx::row& r) {
   payment_attempt_record a;
@@ -163,6 +163,7 @@ payment_attempt_record attempt_of(const pqxx::row& r) {
   a.version = r[8].as<std::int64_t>();
   a.created_at = pg::as_instant(r[9]);
   a.updated_at = pg::as_instant(r[10]);
+  a.charge_id = r[11].as<std::string>();
   return a;
 }
 
@@ -330,6 +331,13 @@ const statement list_attempts_q
                            + " FROM payment_attempts WHERE tenant_id = $1"
                              " AND invoice_id = $2"
                              " ORDER BY attempt_no, attempt_id");
+// Served by payment_attempts_by_charge (migration 0012).
+const statement attempt_by_charge_q
+  = sql("attempt_by_charge", "SELECT " + attempt_cols
+                               + " FROM payment_attempts WHERE tenant_id = $1"
+                                 " AND charge_id = $2 AND charge_id <> ''"
+                                 " ORDER BY updated_at DESC, attempt_id DESC"
+                                 " LIMIT 1");
 const statement load_ledger_q
   = sql("load_ledger", "SELECT " + ledger_cols
                          + " FROM ledger_entries WHERE tenant_id = $1"
@@ -538,6 +546,9 @@ public:
   get_attempt(const tenant_id& t, const payment_attempt_id& id) override;
   result<std::vector<payment_attempt_record>>
   list_attempts(const tenant_id& t, const invoice_id& invoice) override;
+  result<payment_attempt_record>
+  find_attempt_by_charge(const tenant_id& t,
+                         const std::string& charge_id) override;
   result<std::vector<ledger_entry_record>>
   load_ledger(const tenant_id& t, const std::string& subject) override;
   result<std::vector<account_balance>>
@@ -938,6 +949,14 @@ result<std::vector<payment_attempt_record>>
 pg_store::list_attempts(const tenant_id& t, const invoice_id& invoice) {
   return all<payment_attempt_record>(t, list_attempts_q, attempt_of,
                                      invoice.value);
+}
+
+result<payment_attempt_record>
+pg_store::find_attempt_by_charge(const tenant_id& t,
+                                 const std::string& charge_id) {
+  return one<payment_attempt_record>(t, attempt_by_charge_q,
+                                     "payment attempt with that charge id",
+                                     attempt_of, charge_id);
 }
 
 result<std::vector<ledger_entry_record>>

@@ -306,6 +306,10 @@ struct payment_attempt_record {
   std::int64_t version = 0;
   instant created_at;
   instant updated_at;
+  /// The gateway's id of the payment ("ch_…"/"pi_…"), once an outcome
+  /// named it; "" before. Unique per tenant when set: refunds and disputes
+  /// made at the gateway find their payment by it (find_attempt_by_charge).
+  std::string charge_id;
 };
 
 struct payment_attempt_update {
@@ -314,6 +318,8 @@ struct payment_attempt_update {
   std::string status;
   std::string decline_code;
   instant updated_at;
+  /// Sets the attempt's charge id; "" keeps the one it has.
+  std::string charge_id;
 };
 
 /// A balanced transaction (domain/ledger.hpp guarantees it) under an id the
@@ -520,6 +526,16 @@ public:
   get_attempt(const tenant_id& t, const payment_attempt_id& id) = 0;
   virtual result<std::vector<payment_attempt_record>>
   list_attempts(const tenant_id& t, const invoice_id& invoice) = 0;
+  /// The attempt whose charge_id is `charge_id` (non-empty), or
+  /// `not_found`. Not pure, so that stores written before it (test
+  /// doubles) still compile; the default fails with `storage_error`.
+  virtual result<payment_attempt_record>
+  find_attempt_by_charge(const tenant_id& t, const std::string& charge_id) {
+    static_cast<void>(t);
+    static_cast<void>(charge_id);
+    return make_error(errc::storage_error,
+                      "charge id look-ups not supported");
+  }
   virtual result<std::vector<ledger_entry_record>>
   load_ledger(const tenant_id& t, const std::string& subject) = 0;
   virtual result<std::vector<account_balance>>

@@ -64,8 +64,14 @@ std::string to_json(const subscription_state& s) {
     .member("credit", s.credit_minor)
     .member("currency", s.currency)
     .member("customer", s.customer.value)
-    .member("entitled", s.entitled)
-    .member("id", s.id.value);
+    .member("entitled", s.entitled);
+  if (!s.gateway_refs.empty()) {
+    w.key("gateway_refs").begin_array();
+    for (const auto& r : s.gateway_refs)
+      w.value(r);
+    w.end_array();
+  }
+  w.member("id", s.id.value);
   w.key("interval").begin_object()
     .member("count", s.interval.count)
     .member("unit", unit_name(s.interval.unit))
@@ -166,6 +172,8 @@ result<subscription_state> subscription_from_value(const json& j) {
     s.version = j.at("version").get<std::int64_t>();
     s.created_at = instant{j.at("created_at").get<std::int64_t>()};
     s.updated_at = instant{j.at("updated_at").get<std::int64_t>()};
+    if (auto it = j.find("gateway_refs"); it != j.end())
+      s.gateway_refs = it->get<std::vector<std::string>>();
     if (auto it = j.find("trial_end"); it != j.end())
       s.trial_end = instant{it->get<std::int64_t>()};
     if (auto it = j.find("last_paid"); it != j.end()) {
@@ -243,11 +251,83 @@ result<subscription_aggregate> load_subscription(store& db, const tenant_id& t,
   return agg;
 }
 
+namespace {
+
+constexpr std::string_view attempt_marker = "/attempt-";
+/// Saga ids are "<subscription>/<type>/<n>": a refund key starts with one.
+constexpr std::size_t saga_id_segments = 3;
+
+using found_route = std::optional<gateway_event_route>;
+
+/// The route by charge id: the attempt that has it, its invoice.
+result<found_route> route_by_charge(store& db, const tenant_id& t,
+                                    const std::string& charge_id) {
+  if (charge_id.empty())
+    return found_route{};
+  auto a = db.find_attempt_by_charge(t, charge_id);
+  if (!a)
+    return a.code() == errc::not_found ? result<found_route>{found_route{}}
+                                       : result<found_route>{a.error()};
+  auto inv = db.get_invoice(t, a->invoice);
+  if (!inv)
+    return inv.code() == errc::not_found ? result<found_route>{found_route{}}
+                                         : result<found_route>{inv.error()};
+  return found_route{gateway_event_route{inv->subscription, inv->id}};
+}
+
+} // namespace
+
+result<std::optional<gateway_event_route>>
+route_gateway_event(store& db, const tenant_id& t, const gateway_event& e) {
+  const std::string& key = e.idempotency_key;
+  const bool money_out
+    = e.type == "charge.refunded" || e.type == "charge.dispute.created";
+  if (!key.empty()) {
+    if (const auto at = key.rfind(attempt_marker); at != std::string::npos) {
+      auto inv = db.get_invoice(t, invoice_id{key.substr(0, at)});
+      if (inv)
+        return found_route{gateway_event_route{inv->subscription, inv->id}};
+      if (inv.code() != errc::not_found)
+        return inv.error();
+    } else {
+      std::size_t end = 0;
+      for (std::size_t n = 0; n < saga_id_segments; ++n) {
+        end = key.find('/', n == 0 ? 0 : end + 1);
+        if (end == std::string::npos)
+          break;
+      }
+      const std::string id
+        = end == std::string::npos ? key : key.substr(0, end);
+      auto s = db.get_saga(t, saga_id{id});
+      if (s) {
+        gateway_event_route r{s->subscription, std::nullopt};
+        if (money_out) {
+          auto by_charge = route_by_charge(db, t, e.charge_id);
+          if (!by_charge)
+            return by_charge.error();
+          if (*by_charge && (*by_charge)->subscription == r.subscription)
+            r.invoice = (*by_charge)->invoice;
+        }
+        return found_route{std::move(r)};
+      }
+      if (s.code() != errc::not_found)
+        return s.error();
+    }
+  }
+  // Payment outcomes are always about a charge Recur keyed; the charge id
+  // routes what the gateway originated (disputes, dashboard refunds).
+  if (!money_out)
+    return found_route{};
+  return route_by_charge(db, t, e.charge_id);
+}
+
 std::string_view input_name(const subscription_input& in) noexcept {
   static constexpr std::string_view names[] = {
     "create",       "cancel",      "uncancel",     "pause",
     "resume",       "change_plan", "update_payment_method",
-    "pay_invoice",  "timer_due",   "gateway_done", "gateway_notice"};
+    "pay_invoice",  "timer_due",   "gateway_done", "gateway_notice",
+    "void_invoice", "retry_saga",  "compensate_saga"};
+  static_assert(std::size(names) == std::variant_size_v<subscription_input>);
   return names[in.index()];
 }
 

@@ -21,6 +21,7 @@
 /// - Events carry the whole subscription state after the change, so
 ///   activation reads the snapshot or the last event and nothing else.
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -47,6 +48,11 @@
 namespace recur {
 
 // -- the aggregate --------------------------------------------------------------
+
+/// How many applied refund/dispute ids a subscription remembers. An older
+/// one seen again would post under the same ledger id, which the store
+/// refuses (`already_exists`): still applied once.
+inline constexpr std::size_t gateway_refs_max = 64;
 
 /// An invoice the subscription still has to collect (status open).
 struct open_invoice {
@@ -94,6 +100,10 @@ struct subscription_state {
   std::int64_t credit_minor = 0; // customer credit applied to next invoices
   std::vector<open_invoice> open_invoices; // oldest first
   std::optional<paid_invoice> last_paid;
+  /// Refund and dispute ids applied from gateway events (prefixed
+  /// "refund:" / "dispute:"), newest last, at most gateway_refs_max: a
+  /// second event about the same refund or dispute changes nothing.
+  std::vector<std::string> gateway_refs;
   std::map<std::string, std::string> sagas; // live saga id -> type
   std::int64_t saga_seq = 0;                // saga ids <sub>/<type>/<n>
   std::int64_t version = 0;                 // last event seq
@@ -118,6 +128,24 @@ result<subscription_state> subscription_from_json(std::string_view json);
 /// snapshot's when no event follows it.
 result<subscription_state>
 subscription_from_history(const subscription_history& h);
+
+/// Where a gateway event belongs: its subscription and, when known, the
+/// invoice its charge paid.
+struct gateway_event_route {
+  subscription_id subscription;
+  std::optional<invoice_id> invoice;
+};
+
+/// Routes a gateway event by what it names, in this order: a charge key
+/// "<invoice>/attempt-<n>" → that invoice; another key → the saga it starts
+/// with ("<subscription>/<type>/<n>/…", refunds Recur made); else, or when
+/// the key names nothing of this tenant, the charge id → the payment
+/// attempt that has it → its invoice (disputes and refunds made at the
+/// gateway carry no key of ours). The invoice is filled by charge id too
+/// for refunds and disputes routed by a saga key. nullopt: nothing of this
+/// tenant matches; store errors other than `not_found` are returned.
+result<std::optional<gateway_event_route>>
+route_gateway_event(store& db, const tenant_id& t, const gateway_event& e);
 
 /// Activation: the state from the history and the live sagas named by its
 /// saga map (finished ones are dropped). A subscription with no events gives
@@ -167,8 +195,56 @@ struct gateway_done {
   std::optional<error> failure;
 };
 /// A gateway event (webhook) about one of this subscription's charges.
+/// Applied by its meaning, whatever the order of arrival: a payment outcome
+/// completes the charge a saga has in flight with that key; a refund Recur
+/// asked for completes the refund in flight, or changes nothing (it was
+/// accounted when its call returned); a refund made at the gateway (no key
+/// of ours) posts DR refunds / CR cash and `payment.refunded`, the invoice
+/// staying paid (as Stripe does); a dispute posts DR disputes / CR cash and
+/// `invoice.disputed`, and leaves the lifecycle alone (the merchant
+/// answers it at the gateway; losing it changes nothing more here, winning
+/// it comes back as a payment). Refund and dispute ids already applied
+/// (`subscription_state::gateway_refs`) change nothing.
 struct gateway_notice {
   gateway_event event;
+  /// With event.id, the inbox key: the entry commits in the same unit of
+  /// work as the event's effects (alone when it changes nothing), so a
+  /// redelivery finds it. Empty: no inbox entry (a caller that de-duplicates
+  /// on its own).
+  std::string gateway;
+  /// charge.refunded: the gateway's refund id; charge.dispute.created: the
+  /// dispute id. Empty: the event id stands for it.
+  std::string ref_id;
+  /// The invoice the event's charge paid, when the router found it (by the
+  /// charge key or the charge id: see route_gateway_event).
+  std::optional<invoice_id> invoice;
+};
+/// Voids an open invoice with no charge in flight (else
+/// `invalid_transition`): its collection ends (the invoice saga retrying it
+/// finishes early, a plan change it belongs to is compensated, dunning
+/// forgets it), the receivable is reversed, `invoice.voided` goes out.
+/// With nothing left to collect, a past_due or suspended subscription
+/// recovers (active, entitlements restored) and an incomplete one expires
+/// (canceled, incomplete_expired), as Stripe does when the last open
+/// invoice is voided.
+struct void_invoice {
+  invoice_id invoice;
+};
+/// Operator: run the next attempt of a saga waiting on a retry/backoff
+/// timer now (a new attempt key: a charged key is never reused), or ask
+/// the gateway now for a charge outcome it waits on (the same key).
+/// `invalid_transition` for a saga that is finished, has a call in flight,
+/// or waits on its schedule (dunning: pay the invoice instead).
+struct retry_saga {
+  saga_id saga;
+};
+/// Operator: abort a live invoice, payment or plan-change saga and run its
+/// compensations (void the invoice, reverse the receivable, revert the
+/// plan). `invalid_transition` when it is finished, has a charge in flight,
+/// is already compensating, or is of a type whose undo is the lifecycle's
+/// (dunning, suspension, cancellation: pay or void the invoice instead).
+struct compensate_saga {
+  saga_id saga;
 };
 
 } // namespace sub_in
@@ -178,7 +254,8 @@ using subscription_input
                  sub_in::pause, sub_in::resume, sub_in::change_plan,
                  sub_in::update_payment_method, sub_in::pay_invoice,
                  sub_in::timer_due, sub_in::gateway_done,
-                 sub_in::gateway_notice>;
+                 sub_in::gateway_notice, sub_in::void_invoice,
+                 sub_in::retry_saga, sub_in::compensate_saga>;
 
 /// "create", "cancel", … for logs and audit.
 std::string_view input_name(const subscription_input& in) noexcept;

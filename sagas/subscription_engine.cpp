@@ -741,7 +741,7 @@ struct run {
       w.new_attempts.push_back(payment_attempt_record{
         payment_attempt_id{attempt_id}, o->id, key, o->attempts,
         string{to_string(attempt_status::pending)}, o->amount_due_minor,
-        agg.sub.currency, "", 1, now, now});
+        agg.sub.currency, "", 1, now, now, ""});
       kind = gateway_call_request::op::charge;
     }
     o->collecting_saga = saga_id;
@@ -750,11 +750,14 @@ struct run {
     return std::nullopt;
   }
 
-  void attempt_update(saga_state& s, attempt_status st, const string& code) {
+  /// `charge_id`: the gateway's id of the payment, recorded on the attempt
+  /// so that events naming only it (disputes) find their way back.
+  void attempt_update(saga_state& s, attempt_status st, const string& code,
+                      const string& charge_id = {}) {
     auto v = to_i64(data_or(s, "attempt_version", "1"));
     w.attempt_updates.push_back(payment_attempt_update{
       payment_attempt_id{data_or(s, "attempt_id")}, v, string{to_string(st)},
-      code, now});
+      code, now, charge_id});
     s.data["attempt_version"] = std::to_string(v + 1);
   }
 
@@ -766,7 +769,7 @@ struct run {
     const bool strict = s.type == "plan_change"; // fail rather than dun
     switch (r.status) {
       case charge_status::succeeded: {
-        attempt_update(s, attempt_status::succeeded, "");
+        attempt_update(s, attempt_status::succeeded, "", r.charge_id);
         if (auto* o = find_open(inv))
           o->collecting_saga.clear();
         if (dunning) {
@@ -779,11 +782,11 @@ struct run {
           {{"collected", "1"}, {"charge_id", r.charge_id}}}};
       }
       case charge_status::pending:
-        attempt_update(s, attempt_status::pending, "");
+        attempt_update(s, attempt_status::pending, "", r.charge_id);
         return saga_input{saga_in::action_pending{"webhook",
                                                   env.pending_timeout_s}};
       case charge_status::unknown:
-        attempt_update(s, attempt_status::unknown, "");
+        attempt_update(s, attempt_status::unknown, "", r.charge_id);
         return saga_input{saga_in::action_pending{"resolve",
                                                   env.unknown_timeout_s}};
       case charge_status::declined: break;
@@ -1215,7 +1218,8 @@ struct run {
     return false;
   }
 
-  status on_notice(const gateway_event& e) {
+  /// A payment outcome: completes the charge in flight under its key.
+  status on_payment_notice(const gateway_event& e) {
     // The saga whose in-flight charge has this key.
     for (auto& [id, s] : agg.sagas) {
       if (data_or(s, "charge_key") != e.idempotency_key)
@@ -1233,17 +1237,264 @@ struct run {
       r.charge_id = e.charge_id;
       if (e.type == "payment_intent.succeeded") {
         r.status = charge_status::succeeded;
-      } else if (e.type == "payment_intent.payment_failed") {
+      } else {
         r.status = charge_status::declined;
         r.decline_code = e.decline_code;
         r.decline = classify_decline(e.decline_code);
-      } else {
-        return {};
       }
       g.charge = r;
       return on_gateway(g);
     }
     return {};
+  }
+
+  /// The key of the refund saga `s` has in flight (a refund_charge
+  /// compensation or a refund_credit action), or "".
+  static string refund_in_flight(const saga_state& s) {
+    auto def = definition_of(s);
+    if (!def || s.step < 0
+        || static_cast<std::size_t>(s.step) >= def->steps.size())
+      return {};
+    const auto& st = def->steps.at(s.step);
+    if (s.status == saga_status::compensating
+        && st.compensation == "refund_charge")
+      return compensation_key(s.id, s.step, st.compensation);
+    if (auto a = in_flight_action(s);
+        a && split_at(a->name).first == "refund_credit")
+      return a->idempotency_key;
+    return {};
+  }
+
+  status on_refund_notice(const sub_in::gateway_notice& n) {
+    const auto& e = n.event;
+    if (!e.idempotency_key.empty()) {
+      // A refund a live saga waits for: this is its outcome.
+      for (auto& [id, s] : agg.sagas)
+        if (refund_in_flight(s) == e.idempotency_key) {
+          sub_in::gateway_done g;
+          g.saga = id;
+          g.step = s.step;
+          g.action_key = e.idempotency_key;
+          g.refund
+            = refund_result{n.ref_id.empty() ? e.id : n.ref_id, e.amount};
+          return on_gateway(g);
+        }
+      // A refund Recur asked for and no longer waits for: it was posted
+      // when its call returned.
+      if (e.idempotency_key.starts_with(agg.sub.id.value + "/"))
+        return {};
+    }
+    return money_out_at_gateway(n, false);
+  }
+
+  /// A refund made at the gateway (`dispute` false) or a dispute opened
+  /// there: money left the merchant's balance for a charge of ours. The
+  /// invoice stays as it is (paid stays paid, as in Stripe); the ledger and
+  /// an event record it, once per refund/dispute id.
+  status money_out_at_gateway(const sub_in::gateway_notice& n, bool dispute) {
+    const auto& e = n.event;
+    if (e.amount.currency() != cur() || !e.amount.is_positive())
+      return {}; // not a payment of this subscription's
+    std::optional<invoice_id> inv = n.invoice;
+    if (!inv && agg.sub.last_paid && !e.charge_id.empty()
+        && agg.sub.last_paid->charge_id == e.charge_id)
+      inv = agg.sub.last_paid->id;
+    if (!inv)
+      return {}; // no payment of ours is known by that charge
+    const string id = n.ref_id.empty() ? e.id : n.ref_id;
+    const string ref = (dispute ? "dispute:" : "refund:") + id;
+    auto& refs = agg.sub.gateway_refs;
+    if (std::find(refs.begin(), refs.end(), ref) != refs.end())
+      return {};
+    refs.push_back(ref);
+    if (refs.size() > gateway_refs_max) {
+      const auto drop
+        = static_cast<std::ptrdiff_t>(refs.size() - gateway_refs_max);
+      refs.erase(refs.begin(), refs.begin() + drop);
+    }
+    const string tx = inv->value + (dispute ? "/dispute/" : "/refund/") + id;
+    json data{{"invoice", inv->value},
+              {"charge_id", e.charge_id},
+              {"amount", e.amount.amount_minor()},
+              {"currency", agg.sub.currency}};
+    if (dispute) {
+      // The gateway withholds the disputed amount until the dispute is
+      // decided: DR disputes / CR cash.
+      auto t = ledger_transaction::make(
+        "dispute " + id,
+        {posting{account::disputes, entry_side::debit, e.amount},
+         posting{account::cash, entry_side::credit, e.amount}});
+      if (auto st = ledger(tx, std::move(t), inv->value); !st)
+        return st;
+      data["dispute_id"] = id;
+      outbox(tx, "invoice.disputed", std::move(data));
+    } else {
+      if (auto st = ledger(tx, refund_issued(e.amount, "refund " + id),
+                           inv->value);
+          !st)
+        return st;
+      data["refund_id"] = id;
+      outbox(tx, "payment.refunded", std::move(data));
+    }
+    // What a cancellation could still credit back shrinks by as much.
+    if (auto& lp = agg.sub.last_paid; lp && lp->id == *inv)
+      lp->paid_minor
+        = std::max<int64_t>(lp->paid_minor - e.amount.amount_minor(), 0);
+    return {};
+  }
+
+  /// Records the event in the inbox, in this unit of work, then applies it
+  /// by its meaning.
+  status on_notice(const sub_in::gateway_notice& n) {
+    const auto& e = n.event;
+    if (!n.gateway.empty())
+      w.inbox.push_back(inbox_entry{n.gateway, e.id, now});
+    if (!agg.exists())
+      return {}; // nothing to apply it to: only the inbox entry commits
+    if (e.type == "payment_intent.succeeded"
+        || e.type == "payment_intent.payment_failed")
+      return on_payment_notice(e);
+    if (e.type == "charge.refunded")
+      return on_refund_notice(n);
+    if (e.type == "charge.dispute.created")
+      return money_out_at_gateway(n, true);
+    return {};
+  }
+
+  // -- invoice void and operator commands ----------------------------------
+
+  /// Ends the collection of open invoice `inv` (no charge of it in flight):
+  /// the invoice saga retrying it finishes early, a plan change it belongs
+  /// to is compensated (which voids it), dunning forgets it.
+  status end_collection_of(const string& inv) {
+    std::vector<string> ids;
+    for (const auto& [id, type] : agg.sub.sagas)
+      ids.push_back(id);
+    for (const auto& id : ids) {
+      auto* s = saga(id);
+      if (s == nullptr)
+        continue;
+      if (s->type == "dunning") {
+        auto list = data_or(*s, "invoices");
+        string kept;
+        std::size_t pos = 0;
+        while (pos <= list.size()) {
+          auto end = list.find(',', pos);
+          if (end == string::npos)
+            end = list.size();
+          auto x = list.substr(pos, end - pos);
+          if (!x.empty() && x != inv)
+            kept += (kept.empty() ? "" : ",") + x;
+          pos = end + 1;
+        }
+        if (kept != list) {
+          s->data["invoices"] = kept;
+          if (std::find(touched.begin(), touched.end(), id) == touched.end())
+            touched.push_back(id);
+        }
+        continue;
+      }
+      if (data_or(*s, "invoice") != inv || s->status != saga_status::waiting)
+        continue;
+      if (s->type == "plan_change") {
+        if (auto st = feed(id, saga_in::abort_requested{"invoice voided"}); !st)
+          return st;
+      } else if (s->type == "invoice" || s->type == "payment") {
+        if (auto st = feed(id, saga_in::finish_early{"invoice voided"}); !st)
+          return st;
+      }
+    }
+    return {};
+  }
+
+  /// After an invoice closed without being paid: with nothing left to
+  /// collect, dunning ends; a subscription in arrears recovers and an
+  /// incomplete one expires (Stripe: voiding the last open invoice).
+  status after_invoice_closed() {
+    if (auto* d = live("dunning"); d != nullptr && !has_dunned_open(*d))
+      if (auto st = end_saga("dunning", "invoices closed"); !st)
+        return st;
+    if (!agg.sub.open_invoices.empty())
+      return {};
+    switch (agg.sub.life.status) {
+      case sub_status::incomplete: return fire(trigger::incomplete_expired);
+      case sub_status::past_due:
+      case sub_status::suspended:
+        return fire(trigger::invoice_paid, {{"cause", "invoice_voided"}});
+      default: return {};
+    }
+  }
+
+  status on_void(const sub_in::void_invoice& v) {
+    const auto& inv = v.invoice.value;
+    auto* o = find_open(inv);
+    if (o == nullptr)
+      return make_error(errc::invalid_transition,
+                        "invoice " + inv + " is not open");
+    if (!o->collecting_saga.empty())
+      return make_error(errc::invalid_transition,
+                        "a charge of " + inv + " is in flight");
+    if (auto st = end_collection_of(inv); !st)
+      return st;
+    if (auto st = void_invoice(inv, true); !st) // no-op if a compensation did
+      return st;
+    return after_invoice_closed();
+  }
+
+  /// The live saga an operator command names, or why it cannot take one.
+  result<saga_state*> operated(const saga_id& id) {
+    auto* s = saga(id.value);
+    if (s == nullptr)
+      return make_error(errc::invalid_transition,
+                        "saga " + id.value + " is not live");
+    if (s->status == saga_status::running
+        || s->status == saga_status::compensating)
+      return make_error(errc::invalid_transition,
+                        "saga " + id.value + " has a call in flight");
+    RECUR_ASSERT(s->status == saga_status::waiting && s->timer.has_value());
+    return s;
+  }
+
+  status on_retry_saga(const sub_in::retry_saga& r) {
+    auto s = operated(r.saga);
+    if (!s)
+      return s.error();
+    const auto timer = *(*s)->timer;
+    if (timer.kind == "timeout"
+        && (timer.wait_kind == "schedule"
+            || timer.wait_kind == "reinstatement"))
+      return make_error(errc::invalid_transition,
+                        "saga " + r.saga.value
+                          + " waits on its schedule, not on a retry (to "
+                            "collect now: POST /v1/invoices/{id}/pay)");
+    // As if its timer fired now: a retry runs the next attempt under a new
+    // key, a pending outcome is asked for under the same key, a failed
+    // compensation runs again under its key. The timer is completed.
+    return feed(r.saga.value, saga_in::timer_fired{timer.id});
+  }
+
+  status on_compensate_saga(const sub_in::compensate_saga& c) {
+    auto s = operated(c.saga);
+    if (!s)
+      return s.error();
+    const auto& type = (*s)->type;
+    if (type != "invoice" && type != "plan_change" && type != "payment")
+      return make_error(errc::invalid_transition,
+                        "a " + type
+                          + " saga is undone by the lifecycle, not by an "
+                            "operator: pay or void its invoices");
+    const auto& timer = *(*s)->timer;
+    if (timer.kind == "compensation_retry")
+      return make_error(errc::invalid_transition,
+                        "saga " + c.saga.value + " is compensating already");
+    if (timer.kind == "timeout")
+      return make_error(errc::invalid_transition,
+                        "saga " + c.saga.value
+                          + " awaits a charge outcome: retry it to ask the "
+                            "gateway, then compensate");
+    if (auto st = feed(c.saga.value, saga_in::abort_requested{"operator"}); !st)
+      return st;
+    return after_invoice_closed();
   }
 
   // -- commands -----------------------------------------------------------
@@ -1385,7 +1636,8 @@ struct run {
 
   status dispatch(const subscription_input& in, const tenant_id& tenant,
                   const subscription_id& id) {
-    if (!std::holds_alternative<sub_in::create>(in) && !agg.exists())
+    if (!std::holds_alternative<sub_in::create>(in)
+        && !std::holds_alternative<sub_in::gateway_notice>(in) && !agg.exists())
       return make_error(errc::not_found, "no subscription " + id.value);
     return std::visit(
       [&](const auto& x) -> status {
@@ -1427,8 +1679,15 @@ struct run {
           return on_timer(x.timer);
         } else if constexpr (std::is_same_v<T, sub_in::gateway_done>) {
           return on_gateway(x);
+        } else if constexpr (std::is_same_v<T, sub_in::gateway_notice>) {
+          return on_notice(x);
+        } else if constexpr (std::is_same_v<T, sub_in::void_invoice>) {
+          return on_void(x);
+        } else if constexpr (std::is_same_v<T, sub_in::retry_saga>) {
+          return on_retry_saga(x);
         } else {
-          return on_notice(x.event);
+          static_assert(std::is_same_v<T, sub_in::compensate_saga>);
+          return on_compensate_saga(x);
         }
       },
       in);

@@ -57,6 +57,28 @@ struct world {
   }
 };
 
+/// Gateway calls held in front of the gateway actor until released (the
+/// test coordinator runs everything on the test thread: plain pointers).
+using release_atom = caf::atom_constant<caf::atom("release")>;
+
+struct held_calls {
+  std::vector<std::pair<caf::response_promise, gateway_call>> calls;
+};
+
+caf::behavior holding_gateway(caf::event_based_actor* self, held_calls* held,
+                              caf::actor real) {
+  return {
+    [=](gateway_call& c) {
+      held->calls.emplace_back(self->make_response_promise(), std::move(c));
+    },
+    [=](release_atom) {
+      for (auto& [rp, c] : held->calls)
+        rp.delegate(real, std::move(c));
+      held->calls.clear();
+    },
+  };
+}
+
 /// One actor system on the test coordinator over a world (a "process").
 class node {
 public:
@@ -66,7 +88,8 @@ public:
     return c;
   }
 
-  explicit node(world& w)
+  /// `held`: the registry's gateway holds every call until release().
+  explicit node(world& w, held_calls* held = nullptr)
     : w_(w),
       sys_{configure(cfg_)},
       sched_{dynamic_cast<caf::scheduler::test_coordinator&>(sys_.scheduler())},
@@ -76,7 +99,10 @@ public:
     gateway_actor_config gc;
     gc.inline_calls = true;
     gateway_ = spawn_gateway_actor(sys_, w.gw, w.clk, gc);
-    registry_ = spawn_registry(sys_, &w.ctx, writer_, gateway_);
+    if (held != nullptr)
+      holder_ = sys_.spawn(holding_gateway, held, gateway_);
+    registry_ = spawn_registry(sys_, &w.ctx, writer_,
+                               held != nullptr ? holder_ : gateway_);
     timer_service_config tc;
     tc.poll_interval_ms = 0;
     tc.claimer = "node";
@@ -85,8 +111,14 @@ public:
   }
 
   ~node() {
-    for (auto* h : {&timers_, &registry_, &gateway_, &writer_})
-      caf::anon_send_exit(*h, caf::exit_reason::user_shutdown);
+    for (auto* h : {&timers_, &registry_, &holder_, &gateway_, &writer_})
+      if (*h)
+        caf::anon_send_exit(*h, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  void release_gateway_calls() {
+    self_->send(holder_, release_atom::value);
     run();
   }
 
@@ -154,7 +186,7 @@ private:
   caf::actor_system sys_;
   caf::scheduler::test_coordinator& sched_;
   caf::scoped_actor self_;
-  caf::actor writer_, gateway_, registry_, timers_;
+  caf::actor writer_, gateway_, holder_, registry_, timers_;
 };
 
 std::vector<std::string> invoice_statuses(world& w) {
@@ -232,6 +264,29 @@ TEST(subscription_actor, dunning_suspension_and_recovery_after_a_crash) {
   }
 }
 
+/// Moves the actor clock by 50 ms and runs what fell due (in small steps, as
+/// a real clock would: a timer armed by a handler counts from when it ran).
+void step_50ms(node& n) {
+  n.sched().advance_time(std::chrono::milliseconds{50});
+  n.run();
+}
+
+void move_clock(node& n, int ms) {
+  for (int t = 0; t < ms; t += 50)
+    step_50ms(n);
+}
+
+/// Moves the actor clock until the registry holds no actor (at most
+/// `bound_ms`); returns the time moved.
+int ms_until_passivated(node& n, int bound_ms) {
+  int waited = 0;
+  while (n.stats().actors > 0 && waited < bound_ms) {
+    step_50ms(n);
+    waited += 50;
+  }
+  return waited;
+}
+
 TEST(subscription_actor, passivates_when_idle_and_reactivates_with_its_state) {
   world w(1'000);
   node n(w);
@@ -240,8 +295,10 @@ TEST(subscription_actor, passivates_when_idle_and_reactivates_with_its_state) {
                 .ok());
   EXPECT_EQ(n.stats().actors, 1);
   EXPECT_EQ(w.counters.live_actors.load(), 1);
-  n.sched().trigger_timeouts();
-  n.run();
+  // Between one and two idle periods after its last message.
+  auto waited = ms_until_passivated(n, 5'000);
+  EXPECT_GE(waited, 1'000);
+  EXPECT_LE(waited, 2'000);
   EXPECT_EQ(n.stats().actors, 0);
   EXPECT_EQ(w.counters.passivations.load(), 1u);
   EXPECT_EQ(w.counters.live_actors.load(), 0);
@@ -250,6 +307,79 @@ TEST(subscription_actor, passivates_when_idle_and_reactivates_with_its_state) {
   EXPECT_TRUE(r.state.life.cancel_at_period_end);
   EXPECT_EQ(r.state.life.status, sub_status::trialing);
   EXPECT_EQ(w.counters.activations.load(), 2u);
+}
+
+TEST(subscription_actor, a_message_within_the_idle_period_keeps_the_actor) {
+  world w(1'000);
+  node n(w);
+  ASSERT_TRUE(n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                    "pm_card_visa", std::nullopt})
+                .ok());
+  // Messages every 700 ms for 3.5 s: always less than one idle period apart.
+  for (int i = 0; i < 5; ++i) {
+    move_clock(n, 700);
+    ASSERT_EQ(n.stats().actors, 1) << "after " << (i + 1) * 700 << " ms";
+    ASSERT_TRUE(n.send(sub_in::update_payment_method{
+                         "pm_" + std::to_string(i)})
+                  .ok());
+  }
+  EXPECT_EQ(w.counters.activations.load(), 1u);
+  auto waited = ms_until_passivated(n, 5'000);
+  EXPECT_GE(waited, 1'000);
+  EXPECT_LE(waited, 2'000);
+  EXPECT_EQ(w.counters.passivations.load(), 1u);
+  EXPECT_EQ(w.counters.live_actors.load(), 0);
+}
+
+TEST(subscription_actor, each_idle_actor_passivates_on_its_own_schedule) {
+  world w(1'000);
+  node n(w);
+  const subscription_id second{"sub_2"};
+  ASSERT_TRUE(n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                    "pm_card_visa", std::nullopt})
+                .ok());
+  move_clock(n, 900);
+  ASSERT_TRUE(n.send(sub_in::create{customer_id{"c2"}, plan_id{"basic"}, 1,
+                                    "pm_card_visa", std::nullopt},
+                     second)
+                .ok());
+  EXPECT_EQ(n.stats().actors, 2);
+  // At 1,850 ms the first (idle since 0) is gone, the second (idle since
+  // 900 ms, less than one idle period) stays.
+  ms_until_passivated(n, 950);
+  EXPECT_EQ(n.stats().actors, 1);
+  EXPECT_EQ(w.counters.passivations.load(), 1u);
+  auto r = n.send(sub_in::update_payment_method{"pm_again"}, second);
+  ASSERT_TRUE(r.ok()) << r.failure->detail;
+  EXPECT_EQ(w.counters.activations.load(), 2u); // the second never left
+  ms_until_passivated(n, 5'000);
+  EXPECT_EQ(n.stats().actors, 0);
+  EXPECT_EQ(w.counters.passivations.load(), 2u);
+  EXPECT_EQ(w.counters.live_actors.load(), 0);
+}
+
+TEST(subscription_actor, an_actor_with_a_gateway_call_in_flight_stays_until_it_is_answered) {
+  world w(1'000);
+  held_calls held;
+  node n(w, &held);
+  // No trial: the first invoice is charged at once, and the call is held.
+  ASSERT_TRUE(n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                    "pm_card_visa", 0})
+                .ok());
+  ASSERT_EQ(held.calls.size(), 1u);
+  // Five idle periods: asked again and again, never passivated while busy.
+  move_clock(n, 5'000);
+  EXPECT_EQ(n.stats().actors, 1);
+  EXPECT_EQ(w.counters.passivations.load(), 0u);
+  n.release_gateway_calls();
+  EXPECT_EQ(invoice_statuses(w), std::vector<std::string>{"paid"});
+  // Answered: it goes like any idle actor (its last registry message is
+  // long past, so at the next question).
+  auto waited = ms_until_passivated(n, 5'000);
+  EXPECT_LE(waited, 2'000);
+  EXPECT_EQ(n.stats().actors, 0);
+  EXPECT_EQ(w.counters.passivations.load(), 1u);
+  EXPECT_EQ(w.counters.activations.load(), 1u);
 }
 
 // -- real threads ---------------------------------------------------------------

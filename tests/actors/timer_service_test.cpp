@@ -448,3 +448,39 @@ TEST_F(timer_service_test,
   EXPECT_EQ(stats().in_flight, 0u);
   caf::anon_send_exit(holder, caf::exit_reason::user_shutdown);
 }
+
+TEST_F(timer_service_test,
+       when_its_target_dies_holding_answers_the_window_is_released_and_claims_stop) {
+  std::vector<timer_record> due;
+  for (int i = 0; i < 10; ++i)
+    due.push_back(make_timer("sub_" + std::to_string(i) + "/period_end",
+                             "sub_" + std::to_string(i), "period_end",
+                             t0.plus_seconds(60 + i)));
+  schedule(tenant_a, due);
+  holding_log held; // the promises outlive the holder: never answered
+  auto holder = sys.spawn(holding_target, &held);
+  clk.set(t0.plus_seconds(3600));
+  timer_service_config c;
+  c.poll_interval_ms = 0;
+  c.claim_batch_limit = 1000;
+  c.max_in_flight = 4;
+  c.lease_s = 600;
+  service = spawn_timer_service(sys, st, clk, holder, c);
+  run();
+  EXPECT_EQ(tick(), 4u);
+  EXPECT_EQ(stats().in_flight, 4u);
+  caf::anon_send_exit(holder, caf::exit_reason::kill);
+  run();
+  // Released at once, not after lease_s.
+  EXPECT_EQ(stats().in_flight, 0u);
+  // Nothing more is claimed: the other six stay due in the store.
+  EXPECT_EQ(tick(), 0u);
+  EXPECT_EQ(held.delivered.size(), 4u);
+  // The requests' own timeouts (lease_s) free nothing a second time.
+  sched.trigger_timeouts();
+  run();
+  EXPECT_EQ(stats().in_flight, 0u);
+  auto left = st.claim_due_timers(clk.now(), 100, 60, "another-process");
+  ASSERT_TRUE(left.has_value());
+  EXPECT_EQ(left->size(), 6u);
+}

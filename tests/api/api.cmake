@@ -57,3 +57,39 @@ recur_test(api_webhooks_pgtest LABEL pg
   DEPS recur::api_webhooks recur::api_events recur::gateways_sandbox_webhooks
     recur::gateways_kafka recur::persistence PkgConfig::PQXX
     nlohmann_json::nlohmann_json Threads::Threads)
+
+# Domain events from a running recurd to Kafka (issue 5): recurd spawned with
+# --kafka host:port of a mock cluster the test owns; after a journey the
+# topic is compared with the outbox table (exactly once, order per key), then
+# again after a SIGKILL in the middle of a burst of commands and a restart.
+recur_test(kafka_journey_pgtest LABEL pg
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/kafka_journey_pgtest.cpp
+    ${PROJECT_SOURCE_DIR}/tests/persistence/pg_testdb.cpp
+  DEPS recur::gateways_kafka recur::persistence PkgConfig::PQXX
+    nlohmann_json::nlohmann_json Threads::Threads)
+add_dependencies(kafka_journey_pgtest recurd)
+target_compile_definitions(kafka_journey_pgtest PRIVATE
+  RECURD_PATH="$<TARGET_FILE:recurd>")
+
+# recur-gateway-sim's REST mapping against the real Stripe adapter over
+# loopback, its options, the per-tenant gateway router and the sandbox pump
+# (unit: sockets only).
+recur_test(gateway_sim_test LABEL unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/gateway_sim_test.cpp
+  DEPS recur::api_gateway_sim recur::gateways_tenant recur::gateways_stripe
+    recur::api nlohmann_json::nlohmann_json Threads::Threads)
+
+# Async settlement end to end (label pg): recurd + recur-gateway-sim as
+# processes (Stripe config → the sim → signed webhooks with duplicates and
+# forgeries), and recurd's in-process sandbox on a tenant's test clock.
+recur_test(gateway_sim_pgtest LABEL pg
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/gateway_sim_pgtest.cpp
+    ${PROJECT_SOURCE_DIR}/tests/persistence/pg_testdb.cpp
+  DEPS recur::persistence nlohmann_json::nlohmann_json PkgConfig::PQXX
+    Threads::Threads)
+add_dependencies(gateway_sim_pgtest recurd recur-gateway-sim)
+target_compile_definitions(gateway_sim_pgtest PRIVATE
+  RECURD_PATH="$<TARGET_FILE:recurd>"
+  RECUR_GATEWAY_SIM_PATH="$<TARGET_FILE:recur-gateway-sim>")

@@ -595,3 +595,144 @@ TEST_F(api_pg, openapi_and_metrics_are_served) {
   EXPECT_EQ(call("GET", "/v1/reconciliation", {}, {}, t.key).json()["balanced"],
             true);
 }
+
+// -- invoice void and operator saga commands ----------------------------------
+
+namespace {
+
+constexpr std::int64_t day_s = 86'400;
+
+std::string encoded(const std::string& id) {
+  std::string out;
+  for (char c : id)
+    out += c == '/' ? std::string{"%2F"} : std::string(1, c);
+  return out;
+}
+
+} // namespace
+
+class api_operations_pg : public api_pg {
+protected:
+  // A test-mode tenant with the plan (14-day trial) and one customer with
+  // `card`, subscribed as `sub`, moved through the trial: its first invoice
+  // has been charged once.
+  void subscribe_through_trial(const std::string& sub, const std::string& card) {
+    if (key_.empty()) {
+      auto t = call("POST", "/v1/tenants", R"({"name":"Ops","test_mode":true})",
+                    {}, admin_key);
+      ASSERT_EQ(t.status, 201) << t.body;
+      key_ = t.json()["api_key"].get<std::string>();
+      ASSERT_EQ(post("/v1/plans", plan_body).status, 201);
+    }
+    const auto cus = "cus_" + sub;
+    auto customer = post("/v1/customers",
+                         R"({"id":")" + cus + R"(","email":"o@x.io",)"
+                           + R"("name":"Ops","payment_method":")" + card
+                           + R"("})");
+    ASSERT_EQ(customer.status, 201) << customer.body;
+    auto created = post("/v1/subscriptions",
+                        R"({"id":")" + sub + R"(","customer":")" + cus
+                          + R"(","plan":"basic"})");
+    ASSERT_EQ(created.status, 201) << created.body;
+    auto moved = post("/v1/test-clock/advance",
+                      R"({"seconds":)" + std::to_string(14 * day_s + 3600) + "}");
+    ASSERT_EQ(moved.status, 200) << moved.body;
+  }
+  http_reply post(const std::string& target, const std::string& body = "{}") {
+    return call("POST", target, body, {}, key_);
+  }
+  json get(const std::string& target) {
+    auto r = call("GET", target, {}, {}, key_);
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+    return r.json();
+  }
+  json first_invoice(const std::string& sub) {
+    auto list = get("/v1/invoices?subscription=" + sub)["data"];
+    EXPECT_FALSE(list.empty());
+    return list.empty() ? json{} : list[0];
+  }
+  // The invoice saga of `sub` once it waits (on its retry timer); the
+  // charge's outcome may still be on its way when the clock returned.
+  std::string waiting_invoice_saga(const std::string& sub) {
+    const auto deadline = steady::now() + 10s;
+    do {
+      const auto page = get("/v1/sagas?type=invoice&status=waiting");
+      for (const auto& g : page["data"])
+        if (g["subscription"] == sub)
+          return g["id"].get<std::string>();
+      std::this_thread::sleep_for(10ms);
+    } while (steady::now() < deadline);
+    return {};
+  }
+  std::int64_t balance(const std::string& account) {
+    const auto balances = get("/v1/ledger/balance");
+    for (const auto& row : balances["balances"])
+      if (row["account"] == account)
+        return row["balance_minor"].get<std::int64_t>();
+    return 0;
+  }
+
+  std::string key_;
+};
+
+TEST_F(api_operations_pg,
+       voiding_a_past_due_invoice_answers_the_void_invoice_and_recovers) {
+  ASSERT_TRUE(start());
+  ASSERT_NO_FATAL_FAILURE(
+    subscribe_through_trial("sub_v", "pm_card_chargeDeclinedExpiredCard"));
+  EXPECT_EQ(get("/v1/subscriptions/sub_v")["status"], "past_due");
+  const auto inv = first_invoice("sub_v")["id"].get<std::string>();
+  auto voided = post("/v1/invoices/" + encoded(inv) + "/void");
+  ASSERT_EQ(voided.status, 200) << voided.body;
+  EXPECT_EQ(voided.json()["status"], "void");
+  EXPECT_EQ(voided.json()["id"], inv);
+  EXPECT_EQ(get("/v1/subscriptions/sub_v")["status"], "active");
+  EXPECT_EQ(balance("receivable"), 0);
+  EXPECT_TRUE(get("/v1/ledger/balance")["balanced"].get<bool>());
+  // Not open any more: 409 with nothing changed; an unknown one: 404.
+  const auto before = snapshot();
+  auto again = post("/v1/invoices/" + encoded(inv) + "/void");
+  EXPECT_EQ(again.status, 409);
+  EXPECT_EQ(again.json()["type"], "invalid_transition");
+  EXPECT_EQ(post("/v1/invoices/inv_nope/void").status, 404);
+  EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(api_operations_pg,
+       an_operator_retries_a_waiting_invoice_saga_and_compensates_another) {
+  ASSERT_TRUE(start());
+  // Fails twice, then succeeds: the first attempt failed at the trial's end.
+  ASSERT_NO_FATAL_FAILURE(subscribe_through_trial("sub_r", "pm_sandbox_flaky_2"));
+  auto saga = waiting_invoice_saga("sub_r");
+  ASSERT_FALSE(saga.empty()) << get("/v1/sagas").dump();
+  auto second = post("/v1/sagas/" + encoded(saga) + "/retry");
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(second.json()["id"], saga);
+  EXPECT_EQ(second.json()["status"], "waiting") << second.body;
+  auto third = post("/v1/sagas/" + encoded(saga) + "/retry");
+  ASSERT_EQ(third.status, 200) << third.body;
+  EXPECT_EQ(third.json()["status"], "completed") << third.body;
+  auto inv = first_invoice("sub_r");
+  EXPECT_EQ(inv["status"], "paid");
+  auto detail = get("/v1/invoices/" + encoded(inv["id"].get<std::string>()));
+  EXPECT_EQ(detail["attempts"].size(), 3U) << detail.dump();
+  // Finished: 409, nothing changes.
+  auto done = post("/v1/sagas/" + encoded(saga) + "/retry");
+  EXPECT_EQ(done.status, 409);
+  EXPECT_EQ(done.json()["type"], "invalid_transition");
+
+  // Always soft-declined: the operator gives up on the invoice.
+  ASSERT_NO_FATAL_FAILURE(
+    subscribe_through_trial("sub_c", "pm_card_chargeDeclined"));
+  auto other = waiting_invoice_saga("sub_c");
+  ASSERT_FALSE(other.empty());
+  auto undone = post("/v1/sagas/" + encoded(other) + "/compensate");
+  ASSERT_EQ(undone.status, 200) << undone.body;
+  EXPECT_EQ(undone.json()["status"], "compensated");
+  EXPECT_FALSE(undone.json()["steps"].empty());
+  EXPECT_EQ(first_invoice("sub_c")["status"], "void");
+  EXPECT_EQ(get("/v1/subscriptions/sub_c")["status"], "active");
+  EXPECT_EQ(post("/v1/sagas/" + encoded(other) + "/compensate").status, 409);
+  EXPECT_EQ(post("/v1/sagas/sub_c%2Finvoice%2F99/retry").status, 404);
+  EXPECT_TRUE(get("/v1/ledger/balance")["balanced"].get<bool>());
+}

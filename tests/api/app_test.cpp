@@ -676,4 +676,22 @@ TEST_F(api_app, reconciliation_compares_collections_invoices_and_cash) {
   ASSERT_EQ(doc["currencies"].size(), 1U);
   EXPECT_EQ(doc["currencies"][0]["ledger_cash_minor"], 900);
   EXPECT_EQ(doc["currencies"][0]["checks"]["cash_matches_collections"], false);
+  // A dispute withholds that cash (DR disputes / CR cash): cash is 0 now,
+  // which must not pass for "nothing collected, nothing held back".
+  unit_of_work d;
+  d.tenant = tenant_id{ids_[0]};
+  const money held{900, currency::of("USD")};
+  d.ledger.push_back({"stray/dispute",
+                      *ledger_transaction::make(
+                        "dispute dp_1",
+                        {posting{account::disputes, entry_side::debit, held},
+                         posting{account::cash, entry_side::credit, held}}),
+                      clk_.now(), "inv_x"});
+  ASSERT_TRUE(db_.commit(d));
+  doc = body_of(call("GET", "/v1/reconciliation", {}, {}, key));
+  ASSERT_EQ(doc["currencies"].size(), 1U);
+  EXPECT_EQ(doc["currencies"][0]["ledger_cash_minor"], 0);
+  EXPECT_EQ(doc["currencies"][0]["ledger_disputes_minor"], 900);
+  EXPECT_EQ(doc["currencies"][0]["checks"]["cash_matches_collections"], false);
+  EXPECT_EQ(doc["balanced"], false);
 }

@@ -1,5 +1,7 @@
 #include "api/health.hpp"
 
+#include <optional>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -9,15 +11,22 @@ namespace {
 
 class fake_probe final : public readiness_probe {
 public:
-  explicit fake_probe(bool ok) : ok_(ok) {}
+  explicit fake_probe(bool ok, std::optional<bool> kafka = std::nullopt)
+    : ok_(ok), kafka_(kafka) {}
   bool database_ok() override {
     ++calls;
     return ok_;
   }
+  std::optional<bool> kafka_ok() override {
+    ++kafka_calls;
+    return kafka_;
+  }
   int calls = 0;
+  int kafka_calls = 0;
 
 private:
   bool ok_;
+  std::optional<bool> kafka_;
 };
 
 http_request get(std::string target) {
@@ -63,6 +72,72 @@ TEST(health, readyz_and_a_query_string_answer_like_healthz) {
   EXPECT_EQ(route_health(get("/readyz"), probe).status, 200u);
   EXPECT_EQ(route_health(get("/healthz?verbose=1"), probe).status, 200u);
   EXPECT_EQ(probe.calls, 2);
+}
+
+TEST(health, readyz_without_an_event_log_says_kafka_not_configured) {
+  fake_probe probe{true};
+  const auto res = route_health(get("/readyz"), probe);
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_EQ(nlohmann::json::parse(res.body),
+            nlohmann::json::parse(R"({"status":"ok","database":"ok",)"
+                                  R"("kafka":"not_configured",)"
+                                  R"("version":"0.1.0"})"));
+  EXPECT_EQ(probe.kafka_calls, 1);
+}
+
+TEST(health, readyz_is_200_when_the_database_and_kafka_answer) {
+  fake_probe probe{true, true};
+  const auto res = route_health(get("/readyz"), probe);
+  EXPECT_EQ(res.status, 200u);
+  const auto doc = nlohmann::json::parse(res.body);
+  EXPECT_EQ(doc.at("status"), "ok");
+  EXPECT_EQ(doc.at("kafka"), "ok");
+  EXPECT_FALSE(doc.contains("failing"));
+}
+
+TEST(health, a_failing_kafka_makes_readyz_503_naming_kafka) {
+  fake_probe probe{true, false};
+  const auto res = route_health(get("/readyz"), probe);
+  EXPECT_EQ(res.status, 503u);
+  const auto doc = nlohmann::json::parse(res.body);
+  EXPECT_EQ(doc.at("status"), "unavailable");
+  EXPECT_EQ(doc.at("database"), "ok");
+  EXPECT_EQ(doc.at("kafka"), "unavailable");
+  EXPECT_EQ(doc.at("failing"), nlohmann::json::parse(R"(["kafka"])"));
+}
+
+TEST(health, readyz_names_every_failing_check) {
+  fake_probe probe{false, false};
+  const auto doc
+    = nlohmann::json::parse(route_health(get("/readyz"), probe).body);
+  EXPECT_EQ(doc.at("failing"),
+            nlohmann::json::parse(R"(["database","kafka"])"));
+}
+
+TEST(health, healthz_does_not_ask_about_kafka_so_a_kafka_outage_keeps_it_200) {
+  fake_probe probe{true, false};
+  const auto res = route_health(get("/healthz"), probe);
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_FALSE(nlohmann::json::parse(res.body).contains("kafka"));
+  EXPECT_EQ(probe.kafka_calls, 0);
+}
+
+TEST(health, combined_readiness_asks_the_database_probe_and_the_kafka_check) {
+  fake_probe database{true};
+  int asked = 0;
+  combined_readiness probe{database, [&asked]() -> std::optional<bool> {
+                             ++asked;
+                             return false;
+                           }};
+  const auto res = route_health(get("/readyz"), probe);
+  EXPECT_EQ(res.status, 503u);
+  EXPECT_EQ(nlohmann::json::parse(res.body).at("failing"),
+            nlohmann::json::parse(R"(["kafka"])"));
+  EXPECT_EQ(database.calls, 1);
+  EXPECT_EQ(asked, 1);
+  combined_readiness unchecked{database, {}};
+  EXPECT_EQ(unchecked.kafka_ok(), std::nullopt);
+  EXPECT_EQ(route_health(get("/readyz"), unchecked).status, 200u);
 }
 
 TEST(health, an_unknown_path_is_a_404_problem_without_a_probe) {

@@ -287,8 +287,8 @@ TEST_F(journey_pg,
   auto saga = ok("GET", "/v1/sagas/" + encoded);
   EXPECT_FALSE(saga["steps"].empty());
   auto retry = call("POST", "/v1/sagas/" + encoded + "/retry", "{}");
-  EXPECT_EQ(retry.status, 409);
-  EXPECT_EQ(retry.json()["type"], "not_supported");
+  EXPECT_EQ(retry.status, 409); // a completed saga has nothing to retry
+  EXPECT_EQ(retry.json()["type"], "invalid_transition");
 }
 
 TEST_F(journey_pg,

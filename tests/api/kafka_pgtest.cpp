@@ -2,16 +2,21 @@
 // outbox rows committed in units of work reach recur.events once each, in
 // order per subscription, and are marked published; a second pipeline
 // started after the first stopped publishes only what was committed since.
+// Also /readyz's Kafka check against a mock cluster the test takes down
+// (in process, memory store: it needs no database).
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "api/events_wiring.hpp"
+#include "api/health.hpp"
 #include "gateways/kafka_mock_cluster.hpp"
+#include "persistence/memory_store.hpp"
 #include "persistence/pg_store.hpp"
 #include "tests/persistence/pg_testdb.hpp"
 
@@ -86,4 +91,93 @@ TEST(kafka_pg,
   ASSERT_TRUE(left.has_value());
   EXPECT_TRUE(left->empty());
   (*p)->stop();
+}
+
+// -- /readyz's Kafka check
+// ------------------------------------------------------
+
+namespace {
+
+struct database_up final : readiness_probe {
+  bool database_ok() override { return true; }
+};
+
+http_response readyz(readiness_probe& probe) {
+  return route_health(http_request{"GET", "/readyz", {}, {}}, probe);
+}
+
+} // namespace
+
+TEST(kafka_readiness,
+     readyz_is_200_with_the_cluster_up_and_503_naming_kafka_when_it_is_down) {
+  auto cluster = kafka_mock_cluster::start(1);
+  ASSERT_TRUE(cluster.has_value()) << cluster.error().detail;
+  ASSERT_TRUE((*cluster)->create_topic("recur.events", 1).has_value());
+  memory_store st;
+  manual_clock clk{utc(2024, 3, 1)};
+  event_pipeline_options opts;
+  opts.ready_timeout = std::chrono::milliseconds{300};
+  opts.ready_cache = std::chrono::milliseconds{100};
+  auto p = start_event_pipeline((*cluster)->bootstrap_servers(), st, clk, opts);
+  ASSERT_TRUE(p.has_value()) << p.error().detail;
+  database_up db;
+  const auto probe = with_kafka_check(db, **p);
+
+  const auto up = readyz(*probe);
+  EXPECT_EQ(up.status, 200u) << up.body;
+  EXPECT_EQ(json::parse(up.body).at("kafka"), "ok");
+
+  ASSERT_TRUE((*cluster)->set_all_brokers_up(false).has_value());
+  // Bounded polling: the answer is cached for ready_cache.
+  http_response down;
+  const auto deadline = std::chrono::steady_clock::now()
+                        + std::chrono::seconds{5};
+  do {
+    down = readyz(*probe);
+    if (down.status == 503u)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  } while (std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(down.status, 503u) << down.body;
+  const auto doc = json::parse(down.body);
+  EXPECT_EQ(doc.at("kafka"), "unavailable");
+  EXPECT_EQ(doc.at("database"), "ok");
+  EXPECT_EQ(doc.at("failing"), json::parse(R"(["kafka"])"));
+  // /healthz (liveness) does not depend on Kafka.
+  EXPECT_EQ(
+    route_health(http_request{"GET", "/healthz", {}, {}}, *probe).status, 200u);
+  EXPECT_TRUE((*cluster)->set_all_brokers_up(true).has_value());
+  (*p)->stop();
+  EXPECT_EQ((*p)->kafka_ready(), std::optional<bool>{false});
+}
+
+TEST(kafka_readiness, answers_are_cached_so_readyz_cannot_hammer_the_brokers) {
+  auto cluster = kafka_mock_cluster::start(1);
+  ASSERT_TRUE(cluster.has_value()) << cluster.error().detail;
+  memory_store st;
+  manual_clock clk{utc(2024, 3, 1)};
+  event_pipeline_options opts;
+  opts.ready_timeout = std::chrono::milliseconds{300};
+  opts.ready_cache = std::chrono::seconds{30};
+  auto p = start_event_pipeline((*cluster)->bootstrap_servers(), st, clk, opts);
+  ASSERT_TRUE(p.has_value()) << p.error().detail;
+  EXPECT_EQ((*p)->kafka_ready(), std::optional<bool>{true});
+  ASSERT_TRUE((*cluster)->set_all_brokers_up(false).has_value());
+  // Within the cache window the brokers are not asked again: still true.
+  for (int i = 0; i < 100; ++i)
+    ASSERT_EQ((*p)->kafka_ready(), std::optional<bool>{true});
+  EXPECT_TRUE((*cluster)->set_all_brokers_up(true).has_value());
+}
+
+TEST(kafka_readiness, kafka_none_is_not_checked) {
+  memory_store st;
+  manual_clock clk{utc(2024, 3, 1)};
+  auto p = start_event_pipeline("none", st, clk);
+  ASSERT_TRUE(p.has_value()) << p.error().detail;
+  EXPECT_EQ((*p)->kafka_ready(), std::nullopt);
+  database_up db;
+  const auto probe = with_kafka_check(db, **p);
+  const auto res = readyz(*probe);
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_EQ(json::parse(res.body).at("kafka"), "not_configured");
 }

@@ -94,7 +94,7 @@ protected:
                              std::lock_guard lock{mutex_};
                              commands_.push_back(cmd);
                            }
-                           done(command_reply{});
+                           done(apply_like_the_engine(cmd));
                          });
     });
     app_ = std::make_unique<app>(std::move(c));
@@ -109,6 +109,20 @@ protected:
       {{"Content-Type", "application/json"},
        {"Stripe-Signature", sign_stripe_payload(key, clk_.now(), body)}},
       body});
+  }
+  // The engine commits a notice's inbox entry with its effects (here
+  // alone), under the command's tenant.
+  command_reply apply_like_the_engine(const subscription_command& c) {
+    command_reply reply;
+    const auto* n = std::get_if<sub_in::gateway_notice>(&c.input);
+    if (n == nullptr || n->gateway.empty())
+      return reply;
+    unit_of_work w;
+    w.tenant = c.tenant;
+    w.inbox.push_back(inbox_entry{n->gateway, n->event.id, clk_.now()});
+    if (auto done = st_->commit(w); !done)
+      reply.failure = done.error();
+    return reply;
   }
   bool in_inbox(const tenant_id& t, const std::string& id) {
     auto r = st_->inbox_contains(t, "sandbox", id);
@@ -167,4 +181,51 @@ TEST_F(webhooks_pg,
   EXPECT_EQ(res.status, 200U);
   EXPECT_EQ(json::parse(res.body).value("ignored", false), true);
   EXPECT_EQ(dispatched(), 0U);
+}
+
+TEST_F(webhooks_pg,
+       a_dispute_is_routed_by_the_charge_id_its_payment_recorded_within_the_tenant) {
+  // tenant_a's attempt of inv_ten_a was charged as ch_disputed.
+  unit_of_work w;
+  w.tenant = tenant_a;
+  payment_attempt_record a;
+  a.id = payment_attempt_id{"inv_ten_a/pa-1"};
+  a.invoice = invoice_id{"inv_ten_a"};
+  a.idempotency_key = "inv_ten_a/attempt-1";
+  a.status = "pending";
+  a.amount_minor = 3000;
+  a.currency = "USD";
+  a.version = 1;
+  a.created_at = a.updated_at = clk_.now();
+  w.new_attempts.push_back(a);
+  w.attempt_updates.push_back(payment_attempt_update{
+    a.id, 1, "succeeded", "", clk_.now(), "ch_disputed"});
+  auto done = st_->commit(w);
+  ASSERT_TRUE(done.has_value()) << done.error().detail;
+
+  auto dispute = paid("evt_dp", tenant_a);
+  dispute.type = "charge.dispute.created";
+  dispute.idempotency_key.clear();
+  dispute.tenant = tenant_id{};
+  dispute.charge_id = "ch_disputed";
+  // Through b's endpoint the charge is invisible (RLS): nothing applied.
+  auto foreign = deliver(dispute, tenant_b, secret + tenant_b.value);
+  EXPECT_EQ(foreign.status, 200U);
+  EXPECT_EQ(json::parse(foreign.body).value("ignored", false), true);
+  EXPECT_EQ(dispatched(), 0U);
+  // Through a's: routed to its subscription with the invoice, and the
+  // inbox entry committed by the (stand-in) engine.
+  auto res = deliver(dispute, tenant_a, secret + tenant_a.value);
+  ASSERT_EQ(res.status, 200U) << res.body;
+  ASSERT_EQ(dispatched(), 1U);
+  EXPECT_EQ(commands_[0].subscription, subscription_id{"sub_ten_a"});
+  const auto* n = std::get_if<sub_in::gateway_notice>(&commands_[0].input);
+  ASSERT_NE(n, nullptr);
+  ASSERT_TRUE(n->invoice.has_value());
+  EXPECT_EQ(*n->invoice, invoice_id{"inv_ten_a"});
+  EXPECT_EQ(n->ref_id, "dp_evt_dp");
+  EXPECT_TRUE(in_inbox(tenant_a, "evt_dp"));
+  auto replay = deliver(dispute, tenant_a, secret + tenant_a.value);
+  EXPECT_EQ(json::parse(replay.body).value("duplicate", false), true);
+  EXPECT_EQ(dispatched(), 1U);
 }

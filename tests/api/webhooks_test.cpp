@@ -111,11 +111,27 @@ protected:
             return; // never answers
           command_reply reply;
           reply.failure = reply_failure_;
+          if (!reply.failure)
+            reply.failure = commit_inbox_like_the_engine(cmd);
           done(std::move(reply));
         },
         o);
     });
     app_ = std::make_unique<app>(std::move(c));
+  }
+
+  // What the engine does with a notice it applies: the inbox entry
+  // commits in its unit of work (here alone).
+  std::optional<error>
+  commit_inbox_like_the_engine(const subscription_command& c) {
+    const auto* n = std::get_if<sub_in::gateway_notice>(&c.input);
+    if (n == nullptr || n->gateway.empty())
+      return std::nullopt;
+    unit_of_work w;
+    w.tenant = c.tenant;
+    w.inbox.push_back(inbox_entry{n->gateway, n->event.id, clk_.now()});
+    auto done = db_.commit(w);
+    return done ? std::nullopt : std::optional<error>{done.error()};
   }
 
   http_response post(const std::string& body, const std::string& signature,
@@ -175,6 +191,9 @@ TEST_F(webhook_route_test,
   const auto* notice = std::get_if<sub_in::gateway_notice>(&cmd.input);
   ASSERT_NE(notice, nullptr);
   EXPECT_EQ(notice->event, charge_event("evt_1"));
+  EXPECT_EQ(notice->gateway, "sandbox");
+  ASSERT_TRUE(notice->invoice.has_value());
+  EXPECT_EQ(*notice->invoice, invoice_id{"inv_1"});
   EXPECT_TRUE(in_inbox("evt_1"));
 }
 
@@ -362,11 +381,67 @@ TEST_F(webhook_route_test, a_subscription_that_never_answers_gets_503_in_time) {
 }
 
 TEST_F(webhook_route_test,
-       a_refusal_by_the_engine_is_final_200_and_recorded_so_replays_stop) {
+       a_refusal_by_the_engine_is_final_200_and_the_route_writes_no_inbox) {
   reply_failure_ = make_error(errc::invalid_transition,
                               "subscription canceled");
   EXPECT_EQ(deliver(charge_event("evt_1")).status, 200U);
-  EXPECT_TRUE(in_inbox("evt_1"));
+  // The inbox entry is the engine's to commit, with the effects.
+  EXPECT_FALSE(in_inbox("evt_1"));
+}
+
+TEST_F(webhook_route_test,
+       a_commit_the_inbox_refuses_is_answered_as_a_duplicate) {
+  // A concurrent delivery of evt_1 committed between this one's inbox
+  // check and its commit.
+  reply_failure_ = make_error(errc::already_exists, "inbox entry");
+  auto res = deliver(charge_event("evt_1"));
+  EXPECT_EQ(res.status, 200U);
+  EXPECT_EQ(body_of(res), json({{"received", true}, {"duplicate", true}}));
+}
+
+TEST_F(webhook_route_test,
+       a_dispute_without_a_key_is_routed_by_its_charge_id_to_the_invoice) {
+  unit_of_work w;
+  w.tenant = tenant;
+  payment_attempt_record a;
+  a.id = payment_attempt_id{"inv_1/pa-1"};
+  a.invoice = invoice_id{"inv_1"};
+  a.idempotency_key = "inv_1/attempt-1";
+  a.status = "pending";
+  a.amount_minor = 3000;
+  a.currency = "USD";
+  a.version = 1;
+  w.new_attempts.push_back(a);
+  w.attempt_updates.push_back(payment_attempt_update{
+    a.id, 1, "succeeded", "", clk_.now(), "ch_sbx_1"});
+  ASSERT_TRUE(db_.commit(w).has_value());
+  auto dispute = charge_event("evt_d", "charge.dispute.created", "");
+  ASSERT_EQ(deliver(dispute).status, 200U);
+  ASSERT_EQ(dispatched(), 1U);
+  const auto cmd = command(0);
+  EXPECT_EQ(cmd.subscription, subscription_id{"sub_1"});
+  const auto* n = std::get_if<sub_in::gateway_notice>(&cmd.input);
+  ASSERT_NE(n, nullptr);
+  ASSERT_TRUE(n->invoice.has_value());
+  EXPECT_EQ(*n->invoice, invoice_id{"inv_1"});
+  EXPECT_EQ(n->ref_id, "dp_evt_d");
+  // A dashboard refund of that charge (no metadata of ours) too.
+  json refund = json::parse(stripe_event_json(
+    charge_event("evt_r", "charge.refunded", "")));
+  auto& obj = refund["data"]["object"];
+  obj["refunds"]["data"][0]["metadata"] = json::object();
+  obj["metadata"] = json::object();
+  const auto body = refund.dump();
+  auto res = post(body, sign_stripe_payload(secret, clk_.now(), body));
+  ASSERT_EQ(res.status, 200U) << res.body;
+  ASSERT_EQ(dispatched(), 2U);
+  const auto second = command(1);
+  const auto* r = std::get_if<sub_in::gateway_notice>(&second.input);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->event.type, "charge.refunded");
+  EXPECT_TRUE(r->event.idempotency_key.empty());
+  EXPECT_EQ(r->ref_id, "re_evt_r");
+  EXPECT_TRUE(in_inbox("evt_r"));
 }
 
 TEST_F(webhook_route_test,

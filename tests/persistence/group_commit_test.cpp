@@ -907,9 +907,11 @@ TEST(group_commit_lanes, the_queue_limit_holds_for_all_lanes_together) {
   // Wait until a lane holds a unit inside commit_many (no longer queued).
   ASSERT_TRUE(writer.submit(append("plug", 0), [](auto) {}));
   ASSERT_TRUE(fake.wait_until_entered(1, 5s));
-  // Then the others: whatever lanes they hash to, only six wait at once.
-  // (A lane that takes one into its own batch frees a place: at most three
-  // more lanes can, so 6..9 are accepted, never all twenty.)
+  // Then the others: whatever lanes they hash to, only six wait at once
+  // (four lanes with a limit each would let all twenty wait). A lane that
+  // takes units into its own batch frees their places, so more than six may
+  // be accepted; how many depends on when the lanes wake, so only the limit
+  // on what waits is checked, not the count accepted.
   std::atomic<int> done{0};
   int accepted = 0;
   for (int i = 0; i < 20; ++i)
@@ -917,7 +919,6 @@ TEST(group_commit_lanes, the_queue_limit_holds_for_all_lanes_together) {
                       [&](auto) { ++done; }))
       ++accepted;
   EXPECT_GE(accepted, 6);
-  EXPECT_LE(accepted, 9);
   EXPECT_LE(writer.queued_units(), 6u);
   EXPECT_EQ(writer.stats().rejected, std::uint64_t(20 - accepted));
   fake.open_gate();

@@ -225,7 +225,7 @@ store_contract::attempt_move(const std::string& id,
   return payment_attempt_update{payment_attempt_id{id}, expected_version,
                                 status,
                                 status == "failed" ? "insufficient_funds" : "",
-                                at(600)};
+                                at(600), ""};
 }
 
 ledger_append store_contract::ledger_tx(const std::string& id,
@@ -1400,6 +1400,55 @@ TEST_P(store_contract, payment_attempts_are_versioned_with_unique_keys) {
                    [](const payment_attempt_record& a) { return a.id.value; }),
             (std::vector<std::string>{"pa_1", "pa_2"}));
   EXPECT_EQ(code_of(db().get_attempt(tenant_a(), payment_attempt_id{"pa_3"})),
+            "not_found");
+}
+
+TEST_P(store_contract,
+       an_attempt_is_found_by_the_charge_id_its_outcome_recorded) {
+  auto w = work(tenant_a());
+  w.new_invoices.push_back(invoice("inv_1", "sub_1", "key_1"));
+  w.new_attempts.push_back(attempt("pa_1", "inv_1", "inv_1/1", 1));
+  w.new_attempts.push_back(attempt("pa_2", "inv_1", "inv_1/2", 2));
+  commit_ok(w);
+  auto fresh = db().get_attempt(tenant_a(), payment_attempt_id{"pa_1"});
+  ASSERT_TRUE(fresh) << explain(fresh);
+  EXPECT_EQ(fresh->charge_id, "");
+  EXPECT_EQ(code_of(db().find_attempt_by_charge(tenant_a(), "ch_1")),
+            "not_found");
+
+  auto pending = work(tenant_a());
+  auto move = attempt_move("pa_1", 1, "pending");
+  move.charge_id = "ch_1";
+  pending.attempt_updates.push_back(move);
+  commit_ok(pending);
+  // An update without a charge id keeps the one recorded.
+  auto settled = work(tenant_a());
+  settled.attempt_updates.push_back(attempt_move("pa_1", 2, "succeeded"));
+  commit_ok(settled);
+  auto got = db().find_attempt_by_charge(tenant_a(), "ch_1");
+  ASSERT_TRUE(got) << explain(got);
+  EXPECT_EQ(got->id.value, "pa_1");
+  EXPECT_EQ(got->invoice.value, "inv_1");
+  EXPECT_EQ(got->charge_id, "ch_1");
+  EXPECT_EQ(got->status, "succeeded");
+  auto listed = db().list_attempts(tenant_a(), invoice_id{"inv_1"});
+  ASSERT_TRUE(listed) << explain(listed);
+  EXPECT_EQ(listed->front().charge_id, "ch_1");
+  // Ids are not unique (a sandbox that restarted counts again): the
+  // attempt written last wins.
+  auto later = work(tenant_a());
+  auto other = attempt_move("pa_2", 1, "succeeded");
+  other.charge_id = "ch_1";
+  other.updated_at = at(900);
+  later.attempt_updates.push_back(other);
+  commit_ok(later);
+  auto newest = db().find_attempt_by_charge(tenant_a(), "ch_1");
+  ASSERT_TRUE(newest) << explain(newest);
+  EXPECT_EQ(newest->id.value, "pa_2");
+  // Another tenant does not see it; an empty id names nothing.
+  EXPECT_EQ(code_of(db().find_attempt_by_charge(tenant_b(), "ch_1")),
+            "not_found");
+  EXPECT_EQ(code_of(db().find_attempt_by_charge(tenant_a(), "")),
             "not_found");
 }
 

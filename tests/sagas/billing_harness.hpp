@@ -46,6 +46,15 @@ public:
   /// result (a rejected command changes nothing).
   status send(const subscription_id& sub, const subscription_input& in);
 
+  /// Queues one gateway event (as a webhook would bring it: routed by key
+  /// or charge id, with the inbox entry "sandbox"/event id) and processes
+  /// it with everything it causes.
+  status deliver(const gateway_event& e) {
+    if (auto st = deliver_event(e); !st)
+      return st;
+    return process_queue();
+  }
+
   /// Moves the clock to `to`, firing every durable timer and delivering
   /// every gateway event that falls due on the way, each at its own time.
   status advance_to(instant to);
@@ -91,6 +100,7 @@ private:
   status recover();
   std::optional<instant> next_due();
   status deliver_due(instant now);
+  status deliver_event(const gateway_event& e);
 
   store& st_;
   manual_clock clk_;

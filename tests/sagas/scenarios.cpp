@@ -338,6 +338,159 @@ void async_and_timeouts(billing_harness& h) {
   no_breaches(h);
 }
 
+// -- gateway events, void, operator commands (session 9) ---------------------
+
+/// The live saga of `type` (its id), "" when none.
+std::string live_saga(billing_harness& h, const std::string& type) {
+  for (const auto& [id, t] : S(h).sagas)
+    if (t == type)
+      return id;
+  return {};
+}
+
+std::int64_t outbox_count(billing_harness& h, const std::string& type) {
+  std::int64_t n = 0;
+  auto rows = h.db().fetch_unpublished(0, 10'000);
+  if (rows)
+    for (const auto& r : *rows)
+      if (r.tenant == h.tenant() && r.message.type == type)
+        ++n;
+  return n;
+}
+
+std::optional<errc> code_of(const status& st) {
+  if (st)
+    return std::nullopt;
+  return st.error().code;
+}
+
+void refund_and_dispute_at_the_gateway(billing_harness& h) {
+  plans(h);
+  create(h, "pm_card_visa", 0);
+  ASSERT_EQ(status_of(h), "active");
+  const auto usd = currency::of("USD");
+  const auto charge = h.gateway().charges().at(0);
+  const auto inv = h.invoices(sub).at(0).id;
+  // A refund made in the gateway's dashboard: no key of ours, found by its
+  // charge id; the invoice stays paid (as in Stripe).
+  auto refunded = h.gateway().refund(
+    refund_request{"dashboard/refund-1", charge.charge_id, money{1000, usd}});
+  ASSERT_TRUE(refunded.has_value());
+  ok(h.advance_to(h.clock().now()));
+  EXPECT_EQ(h.balance(account::refunds), 1000);
+  EXPECT_EQ(h.balance(account::cash), 2000);
+  EXPECT_EQ(invoice_statuses(h), std::vector<std::string>{"paid"});
+  EXPECT_EQ(h.invoices(sub).at(0).amount_paid_minor, 3000);
+  EXPECT_EQ(outbox_count(h, "payment.refunded"), 1);
+  // The same refund told again by another event (refund.created after
+  // charge.refunded): nothing more.
+  gateway_event again{.id = "evt_refund_created",
+                      .type = "charge.refunded",
+                      .tenant = h.tenant(),
+                      .idempotency_key = "dashboard/refund-1",
+                      .charge_id = charge.charge_id,
+                      .amount = money{1000, usd},
+                      .decline_code = {},
+                      .created = h.clock().now()};
+  ok(h.deliver(again));
+  EXPECT_EQ(h.balance(account::refunds), 1000);
+  EXPECT_EQ(outbox_count(h, "payment.refunded"), 1);
+  // A dispute (Stripe copies no key to it): DR disputes / CR cash, the
+  // lifecycle unchanged; the same dispute id again changes nothing.
+  gateway_event dispute{.id = "evt_dispute_1",
+                        .type = "charge.dispute.created",
+                        .tenant = h.tenant(),
+                        .idempotency_key = {},
+                        .charge_id = charge.charge_id,
+                        .amount = money{2000, usd},
+                        .decline_code = {},
+                        .created = h.clock().now()};
+  ok(h.send(sub, sub_in::gateway_notice{dispute, "sandbox", "dp_1", inv}));
+  dispute.id = "evt_dispute_1_again";
+  ok(h.send(sub, sub_in::gateway_notice{dispute, "sandbox", "dp_1", inv}));
+  EXPECT_EQ(h.balance(account::disputes), 2000);
+  EXPECT_EQ(h.balance(account::cash), 0);
+  EXPECT_EQ(outbox_count(h, "invoice.disputed"), 1);
+  EXPECT_EQ(status_of(h), "active");
+  EXPECT_TRUE(S(h).entitled);
+  // A cancellation credits nothing more: the payment is refunded or held.
+  ok(h.send(sub, sub_in::cancel{false}));
+  EXPECT_EQ(status_of(h), "canceled(requested)");
+  EXPECT_EQ(h.balance(account::refunds), 1000);
+  no_breaches(h);
+}
+
+void void_of_a_past_due_invoice_recovers(billing_harness& h) {
+  plans(h);
+  create(h, "pm_card_chargeDeclinedExpiredCard", 7);
+  ok(h.advance_days(7));
+  ASSERT_EQ(status_of(h), "past_due");
+  const auto inv = h.invoices(sub).at(0).id;
+  const auto dunning = live_saga(h, "dunning");
+  ASSERT_FALSE(dunning.empty());
+  // Dunning is the lifecycle's to undo, and it waits on its schedule.
+  EXPECT_EQ(code_of(h.send(sub, sub_in::compensate_saga{saga_id{dunning}})),
+            errc::invalid_transition);
+  EXPECT_EQ(code_of(h.send(sub, sub_in::retry_saga{saga_id{dunning}})),
+            errc::invalid_transition);
+  ok(h.send(sub, sub_in::void_invoice{inv}));
+  EXPECT_EQ(status_of(h), "active");
+  EXPECT_TRUE(S(h).entitled);
+  EXPECT_TRUE(S(h).sagas.empty());
+  EXPECT_EQ(invoice_statuses(h), std::vector<std::string>{"void"});
+  EXPECT_EQ(h.balance(account::receivable), 0);
+  EXPECT_EQ(outbox_count(h, "invoice.voided"), 1);
+  EXPECT_EQ(code_of(h.send(sub, sub_in::void_invoice{inv})),
+            errc::invalid_transition);
+  // The ladder's timers are gone: no suspension on day 14.
+  ok(h.advance_days(20));
+  EXPECT_EQ(status_of(h), "active");
+  no_breaches(h);
+}
+
+void operator_retry_and_compensate(billing_harness& h) {
+  plans(h);
+  // Fails twice, then succeeds.
+  create(h, "pm_sandbox_flaky_2", 7);
+  ok(h.advance_days(7));
+  ASSERT_EQ(invoice_statuses(h), std::vector<std::string>{"open"});
+  const auto inv = h.invoices(sub).at(0).id;
+  const auto saga = live_saga(h, "invoice");
+  ASSERT_FALSE(saga.empty());
+  // Retry now: the next attempts run at once, each under a new key.
+  ok(h.send(sub, sub_in::retry_saga{saga_id{saga}}));
+  EXPECT_EQ(invoice_statuses(h), std::vector<std::string>{"open"});
+  ok(h.send(sub, sub_in::retry_saga{saga_id{saga}}));
+  EXPECT_EQ(invoice_statuses(h), std::vector<std::string>{"paid"});
+  auto attempts = h.db().list_attempts(h.tenant(), inv);
+  ASSERT_TRUE(attempts.has_value());
+  ASSERT_EQ(attempts->size(), 3u);
+  EXPECT_EQ(attempts->back().status, "succeeded");
+  EXPECT_FALSE(attempts->back().charge_id.empty());
+  EXPECT_EQ(h.gateway().times_collected(inv.value + "/attempt-3"), 1);
+  // A finished saga takes no operator command.
+  EXPECT_EQ(code_of(h.send(sub, sub_in::retry_saga{saga_id{saga}})),
+            errc::invalid_transition);
+  EXPECT_EQ(code_of(h.send(sub, sub_in::compensate_saga{saga_id{saga}})),
+            errc::invalid_transition);
+  // Next period: a soft decline, and the operator gives up on the invoice.
+  ok(h.send(sub, sub_in::update_payment_method{"pm_card_chargeDeclined"}));
+  ok(h.advance_to(S(h).period.end));
+  ASSERT_EQ(h.invoices(sub).size(), 2u);
+  const auto second = live_saga(h, "invoice");
+  ASSERT_FALSE(second.empty());
+  ok(h.send(sub, sub_in::compensate_saga{saga_id{second}}));
+  EXPECT_EQ(h.invoices(sub).at(1).status, "void");
+  EXPECT_EQ(status_of(h), "active");
+  EXPECT_EQ(h.balance(account::receivable), 0);
+  bool compensated = false;
+  for (const auto& g : h.sagas())
+    if (g.id.value == second)
+      compensated = g.status == saga_status::compensated;
+  EXPECT_TRUE(compensated);
+  no_breaches(h);
+}
+
 } // namespace
 
 instant scenario_start() { return utc(2026, 4, 1); }
@@ -355,6 +508,10 @@ std::vector<scenario> all_scenarios(bool) {
     {"pause_and_resume", pause_and_resume},
     {"invalid_commands_change_nothing", invalid_commands_change_nothing},
     {"async_and_timeouts", async_and_timeouts},
+    {"refund_and_dispute_at_the_gateway", refund_and_dispute_at_the_gateway},
+    {"void_of_a_past_due_invoice_recovers",
+     void_of_a_past_due_invoice_recovers},
+    {"operator_retry_and_compensate", operator_retry_and_compensate},
   };
 }
 

@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "persistence/forwarding_store.hpp"
 #include "persistence/memory_store.hpp"
 #include "persistence/pg_store.hpp"
 #include "scenarios.hpp"
@@ -104,6 +105,65 @@ run_result run_in_memory(const scenario& s) {
 
 std::string param_name(const ::testing::TestParamInfo<scenario>& i) {
   return i.param.name;
+}
+
+/// Refuses every commit carrying an inbox entry while `fail_inbox`.
+class inbox_failing_store final : public forwarding_store {
+public:
+  using forwarding_store::forwarding_store;
+  bool fail_inbox = false;
+  std::vector<inbox_entry> refused;
+
+  result<commit_receipt> commit(const unit_of_work& w) override {
+    if (fail_inbox && !w.inbox.empty()) {
+      refused.insert(refused.end(), w.inbox.begin(), w.inbox.end());
+      return make_error(errc::unavailable, "store down");
+    }
+    return forwarding_store::commit(w);
+  }
+};
+
+TEST(webhook_inbox_pgtest,
+     the_inbox_row_and_the_payment_commit_together_and_a_replay_commits_nothing) {
+  pg_database pg;
+  ASSERT_TRUE(pg.open(pgtest::db_kind::pooled));
+  inbox_failing_store st{*pg.st};
+  billing_harness h(st, scenario_start(), seed);
+  h.add_flat_plan("basic", 1, 3000);
+  const subscription_id sub{"sub_1"};
+  auto created = h.send(sub, sub_in::create{customer_id{"cus_1"},
+                                            plan_id{"basic"}, 1,
+                                            "pm_sandbox_async", 0});
+  ASSERT_TRUE(created.has_value()) << created.error().detail;
+  st.fail_inbox = true;
+  EXPECT_FALSE(h.advance_days(1).has_value());
+  ASSERT_EQ(st.refused.size(), 1U);
+  const auto event_id = st.refused[0].event_id;
+  EXPECT_FALSE(*pg.st->inbox_contains(h.tenant(), "sandbox", event_id));
+  EXPECT_EQ(h.invoices(sub).at(0).status, "open");
+  st.fail_inbox = false;
+  const auto c = h.gateway().charges().at(0);
+  const gateway_event e{.id = event_id,
+                        .type = "payment_intent.succeeded",
+                        .tenant = h.tenant(),
+                        .idempotency_key = c.idempotency_key,
+                        .charge_id = c.charge_id,
+                        .amount = c.amount,
+                        .decline_code = {},
+                        .created = h.clock().now()};
+  auto applied = h.deliver(e);
+  ASSERT_TRUE(applied.has_value()) << applied.error().detail;
+  EXPECT_TRUE(*pg.st->inbox_contains(h.tenant(), "sandbox", event_id));
+  EXPECT_EQ(h.invoices(sub).at(0).status, "paid");
+  auto by_charge = pg.st->find_attempt_by_charge(h.tenant(), c.charge_id);
+  ASSERT_TRUE(by_charge.has_value()) << by_charge.error().detail;
+  EXPECT_EQ(by_charge->idempotency_key, c.idempotency_key);
+  const auto version = h.state(sub)->version;
+  auto replay = h.deliver(e);
+  ASSERT_FALSE(replay.has_value());
+  EXPECT_EQ(replay.error().code, errc::already_exists);
+  EXPECT_EQ(h.state(sub)->version, version);
+  EXPECT_TRUE(check_invariants(h).empty());
 }
 
 TEST(scenario_digest, canonical_form_only_reorders_the_ledger_balances) {

@@ -35,6 +35,7 @@ TEST_P(scenario_test, crash_after_every_commit) {
   ASSERT_GE(commits, 1);
   RecordProperty("commits", static_cast<int>(commits));
   for (std::int64_t k = 1; k <= commits; ++k) {
+    SCOPED_TRACE("crash after commit " + std::to_string(k));
     memory_store st;
     billing_harness h(st, scenario_start(), 42);
     h.crash_after_commit(k);

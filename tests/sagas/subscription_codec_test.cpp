@@ -54,6 +54,8 @@ subscription_state random_state(std::mt19937_64& g) {
                                            big(g), big(g), big(g), small(g),
                                            text_of(g, 16), instant{big(g)},
                                            instant{big(g)}});
+  for (int i = small(g) - 1; i > 0; --i)
+    s.gateway_refs.push_back("refund:" + text_of(g, 12));
   if (small(g) > 1)
     s.last_paid = paid_invoice{invoice_id{text_of(g, 10)}, big(g), big(g),
                                big(g), text_of(g, 10), instant{big(g)},
