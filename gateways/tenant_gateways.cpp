@@ -3,6 +3,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -107,6 +108,21 @@ struct tenant_gateways::impl {
     return chosen{gw.get(), gw};
   }
 
+  /// The tenant's gateway other than `current`: its sandbox when `current`
+  /// is a Stripe adapter, else the Stripe adapter it last used in this
+  /// process (nullopt: none known).
+  std::optional<chosen> other_than(const tenant_id& t,
+                                   const payment_gateway* current) {
+    auto& sandbox = config.sandbox_for(t);
+    if (current != &sandbox)
+      return chosen{&sandbox, nullptr};
+    std::lock_guard lock{mutex};
+    auto it = adapters.find(t.value);
+    if (it == adapters.end())
+      return std::nullopt;
+    return chosen{it->second.gateway.get(), it->second.gateway};
+  }
+
   void remember(const std::string& charge_id, const tenant_id& t) {
     if (charge_id.empty() || t.empty())
       return;
@@ -169,6 +185,21 @@ tenant_gateways::retrieve_for_tenant(const tenant_id& tenant,
   if (!gw)
     return gw.error();
   auto r = gw->gateway->retrieve(idempotency_key);
+  if (!r && r.code() == errc::not_found) {
+    // The key may have been charged before the tenant switched gateways:
+    // "not found here" must not become a second charge, so the other
+    // gateway the tenant may have used answers too.
+    if (auto previous = impl_->other_than(tenant, gw->gateway)) {
+      auto there = previous->gateway->retrieve(idempotency_key);
+      if (there || there.code() != errc::not_found) {
+        spdlog::info("event=gateway_retrieve_elsewhere tenant={} key={} "
+                     "gateway={} found={}",
+                     tenant.value, idempotency_key, previous->gateway->name(),
+                     there.has_value());
+        r = std::move(there);
+      }
+    }
+  }
   impl_->remember(r, tenant);
   return r;
 }

@@ -68,8 +68,13 @@ stripe_config_from_json(std::string_view config_json,
 ///    the tenant.
 ///
 /// A tenant that switches gateways keeps its charges where they were made:
-/// retrieve asks the current gateway only (a key charged before the switch
-/// is not_found there, and a resolve would charge it again there).
+/// retrieve asks the current gateway and, when that one does not know the
+/// key, the other one the tenant may have used (its sandbox after a move to
+/// Stripe; after a move back, the Stripe adapter it used in this process),
+/// so that a key charged before the switch is found instead of charged
+/// again. After a restart, a key charged at Stripe before a move back to
+/// the sandbox is only found by naming it at Stripe (the old config is
+/// gone).
 ///
 /// A tenant's Stripe adapter is built on first use and rebuilt when its
 /// config changes (the old one finishes the calls it has). A config that

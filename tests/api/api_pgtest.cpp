@@ -55,46 +55,22 @@ protected:
 
   // recurd on this test's database with the admin key; extra flags appended.
   testing::AssertionResult start(const std::vector<std::string>& extra = {}) {
-    std::string last_log;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      port_ = free_port();
-      std::vector<std::string> args{
-        "--db", db_->conninfo(), "--kafka",
-        "none", "--listen",      "127.0.0.1:" + std::to_string(port_)};
-      args.insert(args.end(), extra.begin(), extra.end());
-      server_ = std::make_unique<child_process>(
-        RECURD_PATH, args,
-        child_process::env_list{{"RECUR_ADMIN_KEY", admin_key}});
-      if (wait_until_accepting())
-        return testing::AssertionSuccess();
-      last_log = server_->log();
-      if (last_log.find("in use") == std::string::npos)
-        break;
-    }
-    return testing::AssertionFailure() << "recurd did not start:\n" << last_log;
-  }
-
-  bool wait_until_accepting() {
-    const auto deadline = steady::now() + 20s;
-    while (steady::now() < deadline && server_->running()) {
-      if (http_connection{port_}.connected())
-        return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
+    return spawn_listening(
+      RECURD_PATH,
+      [&](std::uint16_t p) {
+        std::vector<std::string> args{"--db",     db_->conninfo(),
+                                      "--kafka",  "none",
+                                      "--listen", "127.0.0.1:" + std::to_string(p)};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
+      },
+      {{"RECUR_ADMIN_KEY", admin_key}}, server_, port_);
   }
 
   http_reply call(const std::string& method, const std::string& target,
                   const std::string& body = {}, headers extra = {},
                   const std::string& key = {}) {
-    if (!key.empty())
-      extra.emplace_back("Authorization", "Bearer " + key);
-    http_connection conn{port_};
-    EXPECT_TRUE(conn.connected());
-    EXPECT_TRUE(conn.send_all(raw_request(method, target, body, extra)));
-    auto reply = conn.read_reply();
-    EXPECT_TRUE(reply) << method << " " << target << " got no reply";
-    return reply.value_or(http_reply{});
+    return request(port_, method, target, key, body, std::move(extra));
   }
 
   tenant_keys make_tenant(const std::string& name) {

@@ -29,7 +29,6 @@ namespace {
 using namespace recur;
 using namespace recur::apitest;
 using nlohmann::json;
-using headers = std::vector<std::pair<std::string, std::string>>;
 
 constexpr const char* admin_key = "gateway-sim-pgtest-admin-key-0123";
 constexpr const char* sim_key = "sk_test_gateway_sim_pgtest";
@@ -39,43 +38,19 @@ const char* plan_body = R"({"id":"basic","currency":"USD",
   "interval":{"unit":"month","count":1},"trial_days":0,
   "base":{"kind":"flat","flat_amount":4200}})";
 
-/// Waits for a spawned server to accept connections (bounded).
-bool wait_listening(child_process& p, std::uint16_t port) {
-  const auto deadline = steady::now() + 20s;
-  while (steady::now() < deadline && p.running()) {
-    if (http_connection{port}.connected())
-      return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
-}
-
-http_reply request(std::uint16_t port, const std::string& method,
-                   const std::string& target, const std::string& bearer,
-                   const std::string& body = {}) {
-  headers h{{"Authorization", "Bearer " + bearer}};
-  http_connection conn{port};
-  EXPECT_TRUE(conn.connected());
-  EXPECT_TRUE(conn.send_all(raw_request(method, target, body, h)));
-  auto reply = conn.read_reply();
-  EXPECT_TRUE(reply) << method << " " << target << " got no reply";
-  return reply.value_or(http_reply{});
-}
-
 class gateway_sim_pg : public testing::Test {
 protected:
   void SetUp() override {
     db_ = pgtest::scratch_db::create();
     ASSERT_NE(db_, nullptr) << pgtest::missing_db_message();
-    port_ = free_port();
-    recurd_ = std::make_unique<child_process>(
+    ASSERT_TRUE(spawn_listening(
       RECURD_PATH,
-      std::vector<std::string>{"--db", db_->conninfo(), "--kafka", "none",
-                               "--listen",
-                               "127.0.0.1:" + std::to_string(port_)},
-      child_process::env_list{{"RECUR_ADMIN_KEY", admin_key}});
-    ASSERT_TRUE(wait_listening(*recurd_, port_)) << "recurd did not start:\n"
-                                                 << recurd_->log();
+      [this](std::uint16_t p) {
+        return std::vector<std::string>{"--db", db_->conninfo(), "--kafka",
+                                        "none", "--listen",
+                                        "127.0.0.1:" + std::to_string(p)};
+      },
+      {{"RECUR_ADMIN_KEY", admin_key}}, recurd_, port_));
   }
 
   void TearDown() override {
@@ -91,21 +66,19 @@ protected:
   }
 
   void start_sim() {
-    sim_port_ = free_port();
-    sim_ = std::make_unique<child_process>(
+    ASSERT_TRUE(spawn_listening(
       RECUR_GATEWAY_SIM_PATH,
-      std::vector<std::string>{
-        "--listen", "127.0.0.1:" + std::to_string(sim_port_), "--webhook-url",
-        "http://127.0.0.1:" + std::to_string(port_)
-          + "/v1/webhooks/stripe/{tenant}",
-        "--settle-delay-s", "1", "--duplicate-ppm", "1000000", "--forge-ppm",
-        "1000000", "--reorder-ppm", "500000", "--pump-interval-ms", "50",
-        "--seed", "7"},
-      child_process::env_list{{"RECUR_SIM_API_KEY", sim_key},
-                              {"RECUR_SIM_WEBHOOK_SECRET", hook_secret}});
-    ASSERT_TRUE(wait_listening(*sim_, sim_port_))
-      << "recur-gateway-sim did not start:\n"
-      << sim_->log();
+      [this](std::uint16_t p) {
+        return std::vector<std::string>{
+          "--listen", "127.0.0.1:" + std::to_string(p), "--webhook-url",
+          "http://127.0.0.1:" + std::to_string(port_)
+            + "/v1/webhooks/stripe/{tenant}",
+          "--settle-delay-s", "1", "--duplicate-ppm", "1000000", "--forge-ppm",
+          "1000000", "--reorder-ppm", "500000", "--pump-interval-ms", "50",
+          "--seed", "7"};
+      },
+      {{"RECUR_SIM_API_KEY", sim_key}, {"RECUR_SIM_WEBHOOK_SECRET", hook_secret}},
+      sim_, sim_port_));
   }
 
   json ok(const std::string& method, const std::string& target,

@@ -494,6 +494,35 @@ TEST_F(tenant_gateways_test,
   EXPECT_EQ(local_.total_refunded(currency::of("USD")), usd(20));
 }
 
+TEST_F(tenant_gateways_test,
+       a_key_charged_before_a_gateway_switch_is_found_not_charged_again) {
+  // Sandbox first, then Stripe: the sandbox's charge is still found.
+  auto on_sandbox
+    = router_->charge(charge_of("k_before", "pm_card_visa", 100, "t_move"));
+  ASSERT_TRUE(on_sandbox.has_value());
+  configure("t_move", stripe_json(api_key));
+  auto found = router_->retrieve_for_tenant(tenant_id{"t_move"}, "k_before");
+  ASSERT_TRUE(found.has_value()) << found.error().detail;
+  EXPECT_EQ(found->charge_id, on_sandbox->charge_id);
+  EXPECT_EQ(found->status, on_sandbox->status);
+
+  // Stripe, then back to the sandbox: the Stripe charge is still found.
+  auto on_stripe
+    = router_->charge(charge_of("k_stripe", "pm_card_visa", 200, "t_move"));
+  ASSERT_TRUE(on_stripe.has_value());
+  configure("t_move", R"({"webhook_secret":"whsec_back"})");
+  auto back = router_->retrieve_for_tenant(tenant_id{"t_move"}, "k_stripe");
+  ASSERT_TRUE(back.has_value()) << back.error().detail;
+  EXPECT_EQ(back->charge_id, on_stripe->charge_id);
+
+  // A key charged nowhere is still not_found (a resolve may charge it).
+  EXPECT_EQ(router_->retrieve_for_tenant(tenant_id{"t_move"}, "k_never").code(),
+            errc::not_found);
+  EXPECT_EQ(local_.times_collected("k_before"), 1);
+  EXPECT_EQ(sim_->sandbox().times_collected("k_stripe"), 1);
+  EXPECT_EQ(sim_->sandbox().times_collected("k_before"), 0);
+}
+
 TEST_F(tenant_gateways_test, a_changed_or_broken_config_takes_effect_at_once) {
   configure("t_1", stripe_json(api_key));
   ASSERT_TRUE(router_->charge(charge_of("k_1", "pm_card_visa")).has_value());

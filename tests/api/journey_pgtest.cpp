@@ -53,38 +53,20 @@ protected:
   }
 
   testing::AssertionResult start() {
-    std::string last_log;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      port_ = free_port();
-      server_ = std::make_unique<child_process>(
-        RECURD_PATH,
-        std::vector<std::string>{"--db", db_->conninfo(), "--kafka", "none",
-                                 "--listen",
-                                 "127.0.0.1:" + std::to_string(port_)},
-        child_process::env_list{{"RECUR_ADMIN_KEY", admin_key}});
-      const auto deadline = steady::now() + 20s;
-      while (steady::now() < deadline && server_->running()) {
-        if (http_connection{port_}.connected())
-          return testing::AssertionSuccess();
-        std::this_thread::sleep_for(20ms);
-      }
-      last_log = server_->log();
-      if (last_log.find("in use") == std::string::npos)
-        break;
-    }
-    return testing::AssertionFailure() << "recurd did not start:\n" << last_log;
+    return spawn_listening(
+      RECURD_PATH,
+      [this](std::uint16_t p) {
+        return std::vector<std::string>{"--db", db_->conninfo(), "--kafka",
+                                        "none", "--listen",
+                                        "127.0.0.1:" + std::to_string(p)};
+      },
+      {{"RECUR_ADMIN_KEY", admin_key}}, server_, port_);
   }
 
   http_reply call(const std::string& method, const std::string& target,
                   const std::string& body = {}, headers extra = {}) {
-    const std::string& bearer = key_.empty() ? std::string{admin_key} : key_;
-    extra.emplace_back("Authorization", "Bearer " + bearer);
-    http_connection conn{port_};
-    EXPECT_TRUE(conn.connected());
-    EXPECT_TRUE(conn.send_all(raw_request(method, target, body, extra)));
-    auto reply = conn.read_reply();
-    EXPECT_TRUE(reply) << method << " " << target << " got no reply";
-    return reply.value_or(http_reply{});
+    return request(port_, method, target, key_.empty() ? admin_key : key_,
+                   body, std::move(extra));
   }
 
   json ok(const std::string& method, const std::string& target,

@@ -84,28 +84,19 @@ protected:
   }
 
   testing::AssertionResult start() {
-    std::string last_log;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      const auto p = free_port();
-      server_ = std::make_unique<child_process>(
-        RECURD_PATH,
-        std::vector<std::string>{
-          "--db", db_->conninfo(), "--kafka", cluster_->bootstrap_servers(),
-          "--listen", "127.0.0.1:" + std::to_string(p), "--rate-limit", "0"},
-        child_process::env_list{{"RECUR_ADMIN_KEY", admin_key}});
-      const auto deadline = steady::now() + 20s;
-      while (steady::now() < deadline && server_->running()) {
-        if (http_connection{p}.connected()) {
-          port_ = p;
-          return testing::AssertionSuccess();
-        }
-        std::this_thread::sleep_for(20ms);
-      }
-      last_log = server_->log();
-      if (last_log.find("in use") == std::string::npos)
-        break;
-    }
-    return testing::AssertionFailure() << "recurd did not start:\n" << last_log;
+    std::uint16_t p = 0;
+    auto started = spawn_listening(
+      RECURD_PATH,
+      [this](std::uint16_t port) {
+        return std::vector<std::string>{
+          "--db",     db_->conninfo(),
+          "--kafka",  cluster_->bootstrap_servers(),
+          "--listen", "127.0.0.1:" + std::to_string(port),
+          "--rate-limit", "0"};
+      },
+      {{"RECUR_ADMIN_KEY", admin_key}}, server_, p);
+    port_ = p;
+    return started;
   }
 
   /// SIGKILL: no drain, no relay stop, no goodbye.
@@ -117,17 +108,8 @@ protected:
   std::optional<http_reply> try_call(const std::string& method,
                                      const std::string& target,
                                      const std::string& body = {}) {
-    const std::uint16_t port = port_;
-    if (port == 0)
-      return std::nullopt;
-    http_connection conn{port};
-    if (!conn.connected())
-      return std::nullopt;
-    const std::string& bearer = key_.empty() ? std::string{admin_key} : key_;
-    if (!conn.send_all(raw_request(method, target, body,
-                                   {{"Authorization", "Bearer " + bearer}})))
-      return std::nullopt;
-    return conn.read_reply();
+    return try_request(port_, method, target, key_.empty() ? admin_key : key_,
+                       body);
   }
 
   json ok(const std::string& method, const std::string& target,

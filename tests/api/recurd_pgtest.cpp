@@ -74,37 +74,21 @@ protected:
   }
 
   // Starts recurd on a free port and waits until it accepts connections.
-  // Retries on another port if the chosen one was taken meanwhile.
   testing::AssertionResult start(const std::vector<std::string>& extra_args,
                                  const child_process::env_list& env = {}) {
-    std::string last_log;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      port_ = free_port();
-      auto args = extra_args;
-      args.insert(args.end(),
-                  {"--listen", "127.0.0.1:" + std::to_string(port_)});
-      server_ = std::make_unique<child_process>(args, env);
-      if (wait_until_accepting())
-        return testing::AssertionSuccess();
-      last_log = server_->log();
-      if (!contains(last_log, "in use"))
-        break;
-    }
-    return testing::AssertionFailure() << "recurd did not start:\n" << last_log;
+    return recur::apitest::spawn_listening(
+      RECURD_PATH,
+      [&extra_args](std::uint16_t port) {
+        auto args = extra_args;
+        args.insert(args.end(),
+                    {"--listen", "127.0.0.1:" + std::to_string(port)});
+        return args;
+      },
+      env, server_, port_, 15s);
   }
 
   testing::AssertionResult start_with_db(std::string db) {
     return start({"--db", std::move(db)});
-  }
-
-  bool wait_until_accepting() {
-    const auto deadline = steady::now() + 15s;
-    while (steady::now() < deadline && server_->running()) {
-      if (http_connection{port_}.connected())
-        return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
   }
 
   // One request on a fresh connection.
@@ -123,7 +107,7 @@ protected:
     return {code, child.log()};
   }
 
-  std::unique_ptr<child_process> server_;
+  std::unique_ptr<recur::apitest::child_process> server_;
   std::uint16_t port_ = 0;
 };
 
@@ -313,12 +297,13 @@ TEST_F(recurd, an_unreachable_database_fails_start_up_with_exit_1) {
 
 TEST_F(recurd, settings_can_come_from_the_environment) {
   port_ = free_port();
-  server_ = std::make_unique<child_process>(
-    std::vector<std::string>{},
+  server_ = std::make_unique<recur::apitest::child_process>(
+    RECURD_PATH, std::vector<std::string>{},
     child_process::env_list{{"RECUR_DB", test_db()},
                             {"RECUR_LISTEN",
                              "127.0.0.1:" + std::to_string(port_)}});
-  ASSERT_TRUE(wait_until_accepting()) << server_->log();
+  ASSERT_TRUE(recur::apitest::wait_listening(*server_, port_, 15s))
+    << server_->log();
   EXPECT_EQ(request(get_request("/healthz")).value().status, 200);
 }
 

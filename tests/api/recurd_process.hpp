@@ -15,7 +15,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -24,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 namespace recur::apitest {
@@ -260,6 +263,78 @@ raw_request(const std::string& method, const std::string& target,
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
     out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   return out + "\r\n" + body;
+}
+
+/// Waits (bounded) until a spawned server accepts connections on `port`;
+/// false when it exited or the time ran out.
+inline bool wait_listening(child_process& p, std::uint16_t port,
+                           steady::duration timeout = 20s) {
+  const auto deadline = steady::now() + timeout;
+  while (steady::now() < deadline && p.running()) {
+    if (http_connection{port}.connected())
+      return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+/// Spawns `path` with `args_for(port)` on a free loopback port and waits
+/// until it accepts connections; another port is tried when the chosen one
+/// was taken between free_port() and the server's bind ("in use" in its
+/// log). On success `process` and `port` hold the running server.
+inline testing::AssertionResult
+spawn_listening(const std::string& path,
+                const std::function<std::vector<std::string>(std::uint16_t)>&
+                  args_for,
+                const child_process::env_list& env,
+                std::unique_ptr<child_process>& process, std::uint16_t& port,
+                steady::duration timeout = 20s) {
+  std::string last_log;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const auto p = free_port();
+    process = std::make_unique<child_process>(path, args_for(p), env);
+    if (wait_listening(*process, p, timeout)) {
+      port = p;
+      return testing::AssertionSuccess();
+    }
+    last_log = process->log();
+    if (last_log.find("in use") == std::string::npos)
+      break;
+  }
+  return testing::AssertionFailure() << path << " did not start:\n"
+                                     << last_log;
+}
+
+/// One request on a fresh connection with `Authorization: Bearer <bearer>`
+/// (none when empty); nullopt when the server could not be reached or did
+/// not answer.
+inline std::optional<http_reply>
+try_request(std::uint16_t port, const std::string& method,
+            const std::string& target, const std::string& bearer,
+            const std::string& body = {},
+            std::vector<std::pair<std::string, std::string>> headers = {}) {
+  if (port == 0)
+    return std::nullopt;
+  if (!bearer.empty())
+    headers.emplace_back("Authorization", "Bearer " + bearer);
+  http_connection conn{port};
+  if (!conn.connected()
+      || !conn.send_all(raw_request(method, target, body, headers)))
+    return std::nullopt;
+  return conn.read_reply();
+}
+
+/// try_request that fails the test when no answer came (an empty reply,
+/// status 0, then).
+inline http_reply
+request(std::uint16_t port, const std::string& method,
+        const std::string& target, const std::string& bearer,
+        const std::string& body = {},
+        std::vector<std::pair<std::string, std::string>> headers = {}) {
+  auto reply = try_request(port, method, target, bearer, body,
+                           std::move(headers));
+  EXPECT_TRUE(reply) << method << " " << target << " got no reply";
+  return reply.value_or(http_reply{});
 }
 
 } // namespace recur::apitest
