@@ -271,7 +271,14 @@ TEST_F(recurd, the_log_shows_the_start_but_never_the_password) {
   // Trust auth ignores the password, so start-up succeeds with it present.
   ASSERT_TRUE(start_with_db(test_db() + " password=hunter2-must-not-leak"));
   ASSERT_EQ(request(get_request("/healthz")).value().status, 200);
-  const auto log = server_->log();
+  // The started line follows the listen (the port accepts a moment before
+  // it is written): bounded wait for it.
+  const auto deadline = steady::now() + 10s;
+  auto log = server_->log();
+  while (!contains(log, "event=recurd_started") && steady::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    log = server_->log();
+  }
   EXPECT_TRUE(contains(log, "event=recurd_started"));
   EXPECT_TRUE(contains(log, "db=ok"));
   EXPECT_TRUE(contains(log, "password=***"));
