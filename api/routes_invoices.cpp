@@ -30,6 +30,7 @@
 
 #include "api/billing_common.hpp"
 #include "api/pagination.hpp"
+#include "api/route_replies.hpp"
 
 namespace recur::api {
 
@@ -37,10 +38,6 @@ namespace {
 
 constexpr std::chrono::milliseconds pay_wait{10'000};
 constexpr std::size_t max_token_bytes = 255;
-
-http_response not_found(const std::string& id) {
-  return problem({404, "not_found", "no invoice '" + id + "'"});
-}
 
 ordered_json invoice_view(const invoice_record& i) {
   auto lines = ordered_json::parse(i.lines_json, nullptr, false);
@@ -103,22 +100,16 @@ http_response list_invoices(services& s, request_context& ctx) {
   }
   auto page = s.db.list_invoices(ctx.tid(), sub, page_req->store_cursor,
                                  page_req->limit);
-  if (!page)
-    return error_response(page.error());
-  ordered_json data = ordered_json::array();
-  for (const auto& i : page->items)
-    data.push_back(invoice_view(i));
-  return json_response(200, list_body(std::move(data), page->next_cursor));
+  return list_response(page, [](const auto& i) { return invoice_view(i); });
 }
 
 http_response get_invoice(services& s, request_context& ctx) {
   const auto& id = ctx.param("id");
   if (!is_valid_ref(id))
-    return not_found(id);
+    return no_such("invoice", id);
   auto inv = s.db.get_invoice(ctx.tid(), invoice_id{id});
   if (!inv)
-    return inv.code() == errc::not_found ? not_found(id)
-                                         : error_response(inv.error());
+    return read_failure(inv.error(), "invoice", id);
   auto view = full_view(s, ctx.tid(), *inv);
   if (!view)
     return error_response(view.error());
@@ -164,7 +155,7 @@ http_response pay_invoice(services& s, request_context& ctx) {
     return *no;
   const auto& id = ctx.param("id");
   if (!is_valid_ref(id))
-    return not_found(id);
+    return no_such("invoice", id);
   api_error err;
   auto body = parse_object(ctx.req.body, err, true);
   if (!body)
@@ -176,8 +167,7 @@ http_response pay_invoice(services& s, request_context& ctx) {
     return problem(in.error());
   auto inv = s.db.get_invoice(ctx.tid(), invoice_id{id});
   if (!inv)
-    return inv.code() == errc::not_found ? not_found(id)
-                                         : error_response(inv.error());
+    return read_failure(inv.error(), "invoice", id);
   if (inv->status != "open")
     return problem({409, "invalid_transition",
                     "invoice '" + id + "' is " + inv->status + ", not open"});
@@ -232,19 +222,12 @@ http_response void_invoice(services& s, request_context& ctx) {
     return *no;
   const auto& id = ctx.param("id");
   if (!is_valid_ref(id))
-    return not_found(id);
-  api_error err;
-  auto body = parse_object(ctx.req.body, err, true);
-  if (!body)
-    return problem(err);
-  object_reader in{*body};
-  in.reject_unknown();
-  if (in.failed())
-    return problem(in.error());
+    return no_such("invoice", id);
+  if (auto bad = refuse_fields(ctx.req))
+    return *bad;
   auto inv = s.db.get_invoice(ctx.tid(), invoice_id{id});
   if (!inv)
-    return inv.code() == errc::not_found ? not_found(id)
-                                         : error_response(inv.error());
+    return read_failure(inv.error(), "invoice", id);
   if (inv->status != "open")
     return problem({409, "invalid_transition",
                     "invoice '" + id + "' is " + inv->status + ", not open"});

@@ -31,6 +31,7 @@
 
 #include "api/billing_common.hpp"
 #include "api/pagination.hpp"
+#include "api/route_replies.hpp"
 
 namespace recur::api {
 
@@ -38,10 +39,6 @@ namespace {
 
 constexpr std::size_t max_saga_type_bytes = 32;
 constexpr std::chrono::milliseconds outcome_wait{10'000};
-
-http_response not_found(const std::string& id) {
-  return problem({404, "not_found", "no saga '" + id + "'"});
-}
 
 ordered_json parsed(const std::string& text) {
   auto doc = ordered_json::parse(text, nullptr, false);
@@ -95,22 +92,16 @@ http_response list_sagas(services& s, request_context& ctx) {
   }
   auto page = s.db.list_sagas(ctx.tid(), f, page_req->store_cursor,
                               page_req->limit);
-  if (!page)
-    return error_response(page.error());
-  ordered_json data = ordered_json::array();
-  for (const auto& g : page->items)
-    data.push_back(saga_view(g));
-  return json_response(200, list_body(std::move(data), page->next_cursor));
+  return list_response(page, [](const auto& g) { return saga_view(g); });
 }
 
 http_response get_saga(services& s, request_context& ctx) {
   const auto& id = ctx.param("id");
   if (!is_valid_ref(id))
-    return not_found(id);
+    return no_such("saga", id);
   auto g = s.db.get_saga(ctx.tid(), saga_id{id});
   if (!g)
-    return g.code() == errc::not_found ? not_found(id)
-                                       : error_response(g.error());
+    return read_failure(g.error(), "saga", id);
   auto steps = s.db.load_saga_steps(ctx.tid(), saga_id{id});
   if (!steps)
     return error_response(steps.error());
@@ -143,19 +134,12 @@ http_response operator_command(services& s, request_context& ctx,
     return *no;
   const auto& id = ctx.param("id");
   if (!is_valid_ref(id))
-    return not_found(id);
-  api_error err;
-  auto body = parse_object(ctx.req.body, err, true);
-  if (!body)
-    return problem(err);
-  object_reader in{*body};
-  in.reject_unknown();
-  if (in.failed())
-    return problem(in.error());
+    return no_such("saga", id);
+  if (auto bad = refuse_fields(ctx.req))
+    return *bad;
   auto g = s.db.get_saga(ctx.tid(), saga_id{id});
   if (!g)
-    return g.code() == errc::not_found ? not_found(id)
-                                       : error_response(g.error());
+    return read_failure(g.error(), "saga", id);
   if (is_finished(g->status))
     return problem({409, "invalid_transition",
                     "saga '" + id + "' is "
