@@ -125,6 +125,10 @@ void issue_calls(sub_actor* self, const std::vector<gateway_call_request>& calls
                         : c.kind == gateway_call_request::op::resolve
                           ? gateway_call::make_resolve(*c.charge)
                           : gateway_call::make_charge(*c.charge);
+    // A refund request names no tenant: without it a per-tenant gateway
+    // would route by its in-process memory of charges, lost on a restart.
+    if (c.kind == gateway_call_request::op::refund)
+      call.charge.tenant = tenant_of(s);
     ++s.calls_in_flight;
     gauge(s.ctx, +1);
     bump(&runtime_counters::gateway_calls, s.ctx);
@@ -189,6 +193,19 @@ void answer(sub_actor* self, std::optional<caf::response_promise>& reply,
   gauge(self->state.ctx, -1);
 }
 
+/// Whether a commit of timer input `in` failed because the store no longer
+/// has the timer pending (the store says `not_found`; asked again, since a
+/// unit of work may miss other rows too).
+bool is_stale_timer(const sub_state& s, const commit_reply& r,
+                    const subscription_input& in, bool retry) {
+  const auto* t = std::get_if<sub_in::timer_due>(&in);
+  if (!retry || t == nullptr || !t->pending || r.error->code != errc::not_found)
+    return false;
+  auto pending = s.ctx->db->timer_pending(tenant_of(s), t->timer.owner,
+                                          t->timer.id);
+  return pending.has_value() && !*pending;
+}
+
 /// What follows a commit attempt of `d`: adopt the new state and issue the
 /// calls, or (failure) forget the cached state and retry an input nobody
 /// waits for when the store was merely unavailable.
@@ -196,6 +213,17 @@ void committed(sub_actor* self, subscription_decision&& d,
                std::optional<caf::response_promise>& reply,
                const commit_reply& r, subscription_input& in, bool retry) {
   auto& s = self->state;
+  if (!r.ok() && is_stale_timer(s, r, in, retry)) {
+    // Cancelled (or completed) between its claim and its delivery: the
+    // input is taken again as a timer the store no longer has, which
+    // changes nothing and completes nothing, and it is acknowledged.
+    spdlog::debug("event=stale_timer tenant={} subscription={} timer={}",
+                  tenant_of(s).value, id_of(s).value,
+                  std::get<sub_in::timer_due>(in).timer.id);
+    std::get<sub_in::timer_due>(in).pending = false;
+    process(self, std::move(in), std::move(reply), retry);
+    return;
+  }
   if (!r.ok()) {
     bump(&runtime_counters::commit_failures, s.ctx);
     s.loaded = false; // re-read before the next input

@@ -82,6 +82,18 @@ void remember(journal& j, Map& m, const typename Map::key_type& k) {
     j.on_undo([&m, k, old = it->second] { m.insert_or_assign(k, old); });
 }
 
+/// `remember` for a step that then replaces m[k] whole: the old value is
+/// moved into the journal rather than copied.
+template <class Map>
+void remember_replaced(journal& j, Map& m, const typename Map::key_type& k) {
+  auto it = m.find(k);
+  if (it == m.end())
+    j.on_undo([&m, k] { m.erase(k); });
+  else
+    j.on_undo(
+      [&m, k, old = std::move(it->second)] { m.insert_or_assign(k, old); });
+}
+
 /// Remembers a vector's length so that a rollback drops what gets appended.
 template <class T>
 void remember_size(journal& j, std::vector<T>& v) {
@@ -300,7 +312,7 @@ struct memory_store::tables {
 
   status apply_read_model(apply_context& c) {
     for (const subscription_row& row : c.work.subscriptions) {
-      remember(c.undo, c.rows.subscriptions, row.id.value);
+      remember_replaced(c.undo, c.rows.subscriptions, row.id.value);
       c.rows.subscriptions.insert_or_assign(row.id.value, row);
     }
     return {};
@@ -799,6 +811,16 @@ memory_store::list_timers(const tenant_id& t, const std::string& owner) {
               return std::tie(a.due_at, a.id) < std::tie(b.due_at, b.id);
             });
   return out;
+}
+
+result<bool> memory_store::timer_pending(const tenant_id& t,
+                                         const std::string& owner,
+                                         const std::string& id) {
+  std::lock_guard lock{mutex_};
+  if (const tenant_tables* rows = tables_->find(t); rows != nullptr)
+    if (auto it = rows->timers.find(id); it != rows->timers.end())
+      return !it->second.completed && it->second.timer.owner == owner;
+  return false;
 }
 
 result<invoice_record> memory_store::get_invoice(const tenant_id& t,

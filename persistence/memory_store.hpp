@@ -83,6 +83,8 @@ public:
 
   result<std::vector<timer_record>>
   list_timers(const tenant_id& t, const std::string& owner) override;
+  result<bool> timer_pending(const tenant_id& t, const std::string& owner,
+                             const std::string& id) override;
   result<invoice_record> get_invoice(const tenant_id& t,
                                      const invoice_id& id) override;
   result<invoice_record>

@@ -240,10 +240,42 @@ const statement mark_published_q
   = sql("mark_published",
         "SELECT recur_mark_published($1::bigint[], to_timestamp($2))");
 
+// Tenant-scoped reads in one round trip: functions (migration 0013) that set
+// app.tenant_id themselves, called in autocommit; row-level security binds
+// them as it binds the statements below.
+const statement scoped_get_tenant_q
+  = sql("scoped_get_tenant",
+        "SELECT " + tenant_cols + " FROM scoped_get_tenant($1)");
+const statement scoped_get_customer_q
+  = sql("scoped_get_customer",
+        "SELECT " + customer_cols + " FROM scoped_get_customer($1, $2)");
+const statement scoped_get_subscription_q
+  = sql("scoped_get_subscription", "SELECT " + subscription_cols
+                                     + " FROM scoped_get_subscription($1, $2)");
+const statement scoped_get_invoice_q
+  = sql("scoped_get_invoice",
+        "SELECT " + invoice_cols + " FROM scoped_get_invoice($1, $2)");
+const statement scoped_get_saga_q = sql(
+  "scoped_get_saga", "SELECT " + saga_cols + " FROM scoped_get_saga($1, $2)");
+const statement scoped_get_attempt_q
+  = sql("scoped_get_attempt",
+        "SELECT " + attempt_cols + " FROM scoped_get_attempt($1, $2)");
+const statement scoped_find_attempt_by_charge_q
+  = sql("scoped_find_attempt_by_charge",
+        "SELECT " + attempt_cols
+          + " FROM scoped_find_attempt_by_charge($1, $2)");
+const statement scoped_get_gateway_config_q
+  = sql("scoped_get_gateway_config",
+        "SELECT gateway, config_json, extract(epoch FROM updated_at)::bigint"
+        " FROM scoped_get_gateway_config($1, $2)");
+// kind 0: the latest snapshot; kind 1: the events after it, in seq order.
+const statement scoped_load_history_q
+  = sql("scoped_load_history",
+        "SELECT kind, seq, type, body, extract(epoch FROM at)::bigint"
+        " FROM scoped_load_history($1, $2, $3)");
+
 // Tenant-scoped: row-level security adds tenant_id = app.tenant_id; the
 // explicit tenant_id = $1 lets the planner use the primary keys.
-const statement get_tenant_q = sql(
-  "get_tenant", "SELECT " + tenant_cols + " FROM tenants WHERE tenant_id = $1");
 const statement insert_customer_q
   = sql("insert_customer",
         "INSERT INTO customers (tenant_id, customer_id, data_json, version,"
@@ -269,10 +301,6 @@ const statement list_plans_q
   = sql("list_plans", "SELECT DISTINCT ON (plan_id) " + plan_cols
                         + " FROM plans WHERE tenant_id = $1 AND plan_id > $2"
                           " ORDER BY plan_id, version DESC LIMIT $3");
-const statement get_subscription_q
-  = sql("get_subscription", "SELECT " + subscription_cols
-                              + " FROM subscriptions WHERE tenant_id = $1"
-                                " AND subscription_id = $2");
 const statement list_subscriptions_q
   = sql("list_subscriptions",
         "SELECT " + subscription_cols
@@ -285,14 +313,6 @@ const statement load_events_q
                          + " FROM subscription_events WHERE tenant_id = $1"
                            " AND subscription_id = $2 AND seq >= $3"
                            " ORDER BY seq LIMIT $4");
-const statement latest_snapshot_q = sql(
-  "latest_snapshot", "SELECT subscription_id, seq, state_json,"
-                     " extract(epoch FROM taken_at)::bigint FROM snapshots"
-                     " WHERE tenant_id = $1 AND subscription_id = $2"
-                     " ORDER BY seq DESC LIMIT 1");
-const statement get_saga_q
-  = sql("get_saga", "SELECT " + saga_cols
-                      + " FROM sagas WHERE tenant_id = $1 AND saga_id = $2");
 const statement saga_steps_q = sql("saga_steps",
                                    "SELECT " + step_cols
                                      + " FROM saga_steps WHERE tenant_id = $1"
@@ -309,10 +329,6 @@ const statement list_timers_q
   = sql("list_timers", "SELECT " + timer_cols
                          + " FROM timers WHERE tenant_id = $1 AND owner = $2"
                            " AND state = 'pending' ORDER BY due_at, timer_id");
-const statement get_invoice_q = sql("get_invoice",
-                                    "SELECT " + invoice_cols
-                                      + " FROM invoices WHERE tenant_id = $1"
-                                        " AND invoice_id = $2");
 const statement invoice_by_key_q = sql("invoice_by_key",
                                        "SELECT " + invoice_cols
                                          + " FROM invoices WHERE tenant_id = $1"
@@ -322,22 +338,11 @@ const statement list_invoices_q = sql(
                      + " FROM invoices WHERE tenant_id = $1"
                        " AND (NOT $2::boolean OR subscription_id = $3)"
                        " AND invoice_id > $4 ORDER BY invoice_id LIMIT $5");
-const statement get_attempt_q
-  = sql("get_attempt", "SELECT " + attempt_cols
-                         + " FROM payment_attempts WHERE tenant_id = $1"
-                           " AND attempt_id = $2");
 const statement list_attempts_q
   = sql("list_attempts", "SELECT " + attempt_cols
                            + " FROM payment_attempts WHERE tenant_id = $1"
                              " AND invoice_id = $2"
                              " ORDER BY attempt_no, attempt_id");
-// Served by payment_attempts_by_charge (migration 0012).
-const statement attempt_by_charge_q
-  = sql("attempt_by_charge", "SELECT " + attempt_cols
-                               + " FROM payment_attempts WHERE tenant_id = $1"
-                                 " AND charge_id = $2 AND charge_id <> ''"
-                                 " ORDER BY updated_at DESC, attempt_id DESC"
-                                 " LIMIT 1");
 const statement load_ledger_q
   = sql("load_ledger", "SELECT " + ledger_cols
                          + " FROM ledger_entries WHERE tenant_id = $1"
@@ -636,6 +641,35 @@ private:
                       });
   }
 
+  /// One statement in autocommit, no transaction block: a single round trip.
+  /// Only for reads (retrying one after a lost connection is harmless) that
+  /// are tenant-scoped by a scoped_* function or go through a SECURITY
+  /// DEFINER system function.
+  template <class T, class F>
+  result<T> in_autocommit(F&& f) {
+    return pg::run<T>(pool_, policy_,
+                      [&](pg::connection& c, pg::op_context& ctx) -> result<T> {
+                        pqxx::nontransaction tx{c.conn};
+                        return f(c, tx, ctx);
+                      });
+  }
+
+  /// The first row of scoped_* function statement `s` (tenant first)
+  /// decoded, or not_found; one round trip.
+  template <class T, class Decode, class... Args>
+  result<T> one_scoped(const tenant_id& t, const statement& s, const char* what,
+                       Decode decode, Args&&... args) {
+    if (t.empty())
+      return make_error(errc::invalid_argument, "empty tenant id");
+    return in_autocommit<T>(
+      [&](pg::connection& c, txn& tx, pg::op_context&) -> result<T> {
+        const auto rows = exec(c, tx, s, t.value, args...);
+        if (rows.empty())
+          return not_found<T>(what);
+        return decode(rows[0]);
+      });
+  }
+
   /// The first row of `s` decoded, or not_found.
   template <class T, class Decode, class... Args>
   result<T> one(const tenant_id& t, const statement& s, const char* what,
@@ -705,7 +739,7 @@ status pg_store::create_tenant(const tenant_record& t) {
 
 result<tenant_record>
 pg_store::find_tenant_by_key_hash(const std::string& api_key_sha256_hex) {
-  return in_system<tenant_record>(
+  return in_autocommit<tenant_record>(
     [&](pg::connection& c, txn& tx, pg::op_context&) -> result<tenant_record> {
       const auto rows = exec(c, tx, find_tenant_by_key_q, api_key_sha256_hex);
       if (rows.empty())
@@ -715,7 +749,7 @@ pg_store::find_tenant_by_key_hash(const std::string& api_key_sha256_hex) {
 }
 
 result<tenant_record> pg_store::get_tenant(const tenant_id& t) {
-  return one<tenant_record>(t, get_tenant_q, "tenant", tenant_of);
+  return one_scoped<tenant_record>(t, scoped_get_tenant_q, "tenant", tenant_of);
 }
 
 result<customer_record> pg_store::put_customer(const tenant_id& t,
@@ -749,8 +783,8 @@ result<customer_record> pg_store::put_customer(const tenant_id& t,
 
 result<customer_record> pg_store::get_customer(const tenant_id& t,
                                                const customer_id& id) {
-  return one<customer_record>(t, get_customer_q, "customer", customer_of,
-                              id.value);
+  return one_scoped<customer_record>(t, scoped_get_customer_q, "customer",
+                                     customer_of, id.value);
 }
 
 status pg_store::add_plan_version(const tenant_id& t,
@@ -789,8 +823,9 @@ pg_store::list_plans(const tenant_id& t, const std::string& cursor,
 
 result<subscription_row> pg_store::get_subscription(const tenant_id& t,
                                                     const subscription_id& id) {
-  return one<subscription_row>(t, get_subscription_q, "subscription",
-                               subscription_of, id.value);
+  return one_scoped<subscription_row>(t, scoped_get_subscription_q,
+                                      "subscription", subscription_of,
+                                      id.value);
 }
 
 result<page<subscription_row>>
@@ -844,22 +879,34 @@ pg_store::load_events(const tenant_id& t, const subscription_id& s,
 
 result<subscription_history> pg_store::load_history(const tenant_id& t,
                                                     const subscription_id& s) {
-  return in_tenant<subscription_history>(
-    t,
+  if (t.empty())
+    return make_error(errc::invalid_argument, "empty tenant id");
+  // One round trip (it was four: BEGIN + tenant, snapshot, events, COMMIT).
+  return in_autocommit<subscription_history>(
     [&](pg::connection& c, txn& tx,
         pg::op_context&) -> result<subscription_history> {
+      const auto rows
+        = exec(c, tx, scoped_load_history_q, t.value, s.value, events_max + 1);
       subscription_history h;
-      const auto snap = exec(c, tx, latest_snapshot_q, t.value, s.value);
-      if (!snap.empty())
-        h.snapshot = snapshot_record{
-          subscription_id{snap[0][0].as<std::string>()},
-          snap[0][1].as<std::int64_t>(), snap[0][2].as<std::string>(),
-          pg::as_instant(snap[0][3])};
+      h.tail.reserve(rows.size());
+      for (const auto& r : rows) {
+        if (r[0].as<int>() == 0) {
+          h.snapshot = snapshot_record{s, r[1].as<std::int64_t>(),
+                                       r[3].as<std::string>(),
+                                       pg::as_instant(r[4])};
+          continue;
+        }
+        h.tail.push_back(event_record{s, r[1].as<std::int64_t>(),
+                                      r[2].as<std::string>(),
+                                      r[3].as<std::string>(),
+                                      pg::as_instant(r[4])});
+      }
+      if (static_cast<std::int64_t>(h.tail.size()) > events_max)
+        return make_error(errc::storage_error,
+                          "more than " + std::to_string(events_max)
+                            + " events to load for " + s.value
+                            + ": take snapshots");
       const std::int64_t after = h.snapshot ? h.snapshot->seq : 0;
-      auto tail = events_from(c, tx, t, s, after + 1);
-      if (!tail)
-        return tail.error();
-      h.tail = std::move(*tail);
       h.version = h.tail.empty() ? after : h.tail.back().seq;
       return h;
     });
@@ -868,8 +915,8 @@ result<subscription_history> pg_store::load_history(const tenant_id& t,
 // -- sagas --------------------------------------------------------------------
 
 result<saga_record> pg_store::get_saga(const tenant_id& t, const saga_id& id) {
-  return one<saga_record>(
-    t, get_saga_q, "saga", [](const pqxx::row& r) { return saga_of(r); },
+  return one_scoped<saga_record>(
+    t, scoped_get_saga_q, "saga", [](const pqxx::row& r) { return saga_of(r); },
     id.value);
 }
 
@@ -914,7 +961,8 @@ pg_store::list_timers(const tenant_id& t, const std::string& owner) {
 
 result<invoice_record> pg_store::get_invoice(const tenant_id& t,
                                              const invoice_id& id) {
-  return one<invoice_record>(t, get_invoice_q, "invoice", invoice_of, id.value);
+  return one_scoped<invoice_record>(t, scoped_get_invoice_q, "invoice",
+                                    invoice_of, id.value);
 }
 
 result<invoice_record>
@@ -941,8 +989,9 @@ pg_store::list_invoices(const tenant_id& t, std::optional<subscription_id> s,
 
 result<payment_attempt_record>
 pg_store::get_attempt(const tenant_id& t, const payment_attempt_id& id) {
-  return one<payment_attempt_record>(t, get_attempt_q, "payment attempt",
-                                     attempt_of, id.value);
+  return one_scoped<payment_attempt_record>(t, scoped_get_attempt_q,
+                                            "payment attempt", attempt_of,
+                                            id.value);
 }
 
 result<std::vector<payment_attempt_record>>
@@ -954,9 +1003,9 @@ pg_store::list_attempts(const tenant_id& t, const invoice_id& invoice) {
 result<payment_attempt_record>
 pg_store::find_attempt_by_charge(const tenant_id& t,
                                  const std::string& charge_id) {
-  return one<payment_attempt_record>(t, attempt_by_charge_q,
-                                     "payment attempt with that charge id",
-                                     attempt_of, charge_id);
+  return one_scoped<payment_attempt_record>(
+    t, scoped_find_attempt_by_charge_q, "payment attempt with that charge id",
+    attempt_of, charge_id);
 }
 
 result<std::vector<ledger_entry_record>>
@@ -1190,10 +1239,6 @@ const statement put_gateway_config_q = sql(
   " VALUES ($1, $2, $3, to_timestamp($4)) ON CONFLICT (tenant_id, gateway)"
   " DO UPDATE SET config_json = EXCLUDED.config_json,"
   " updated_at = EXCLUDED.updated_at");
-const statement get_gateway_config_q
-  = sql("get_gateway_config",
-        "SELECT gateway, config_json, extract(epoch FROM updated_at)::bigint"
-        " FROM gateway_configs WHERE tenant_id = $1 AND gateway = $2");
 // Deletes only an unanswered reservation of the same request.
 const statement release_key_q
   = sql("release_key",
@@ -1224,8 +1269,9 @@ status pg_store::put_gateway_config(const tenant_id& t,
 
 result<gateway_config_record>
 pg_store::get_gateway_config(const tenant_id& t, const std::string& gateway) {
-  return one<gateway_config_record>(t, get_gateway_config_q, "gateway config",
-                                    gateway_config_of, gateway);
+  return one_scoped<gateway_config_record>(t, scoped_get_gateway_config_q,
+                                           "gateway config", gateway_config_of,
+                                           gateway);
 }
 
 status pg_store::release_idempotent(const tenant_id& t, const std::string& key,

@@ -512,6 +512,20 @@ public:
 
   virtual result<std::vector<timer_record>>
   list_timers(const tenant_id& t, const std::string& owner) = 0; // pending only
+  /// Whether timer `id` of `owner` is still pending (neither completed nor
+  /// cancelled): a claimed timer may have been cancelled before it was
+  /// delivered. The default looks through `list_timers`.
+  virtual result<bool> timer_pending(const tenant_id& t,
+                                     const std::string& owner,
+                                     const std::string& id) {
+    auto pending = list_timers(t, owner);
+    if (!pending)
+      return pending.error();
+    for (const auto& r : *pending)
+      if (r.id == id)
+        return true;
+    return false;
+  }
   virtual result<invoice_record> get_invoice(const tenant_id& t,
                                              const invoice_id& id)
     = 0;

@@ -184,6 +184,10 @@ struct pay_invoice {
 /// A durable timer of this subscription or one of its sagas fell due.
 struct timer_due {
   timer_record timer;
+  /// false: the store no longer has the timer pending (cancelled or
+  /// completed after it was claimed): the input changes nothing, and the
+  /// timer is not completed again.
+  bool pending = true;
 };
 /// The outcome of a gateway call issued earlier by saga `saga`.
 struct gateway_done {

@@ -299,7 +299,7 @@ struct run {
       return def.error();
     auto s = new_saga(*def, saga_id{id}, agg.sub.id, now);
     s.data = std::move(data);
-    agg.sagas[id] = s;
+    agg.sagas[id] = std::move(s);
     agg.sub.sagas[id] = type;
     new_sagas.insert(id);
     return feed(id, saga_in::start{});
@@ -316,7 +316,7 @@ struct run {
     auto d = step(*def, *s, in, saga_context{now, gen});
     if (!d)
       return d.error();
-    *s = d->state;
+    *s = std::move(d->state);
     if (std::find(touched.begin(), touched.end(), id) == touched.end())
       touched.push_back(id);
     for (auto& rec : d->log)
@@ -1676,6 +1676,8 @@ struct run {
         } else if constexpr (std::is_same_v<T, sub_in::pay_invoice>) {
           return on_pay(x);
         } else if constexpr (std::is_same_v<T, sub_in::timer_due>) {
+          if (!x.pending)
+            return {}; // gone from the store: nothing to do or complete
           return on_timer(x.timer);
         } else if constexpr (std::is_same_v<T, sub_in::gateway_done>) {
           return on_gateway(x);

@@ -170,6 +170,23 @@ public:
     return n;
   }
 
+  /// Hands a claimed timer to the registry as the timer service does (a
+  /// request answered after the commit).
+  command_reply deliver(claimed_timer t) {
+    auto h = self_->request(registry_, caf::infinite, timer_due_atom::value,
+                            std::move(t));
+    run();
+    command_reply out;
+    out.failure = make_error(errc::unavailable, "no reply");
+    if (!self_->has_next_message())
+      return out;
+    h.receive([&](command_reply& r) { out = std::move(r); },
+              [&](caf::error& e) {
+                out.failure = make_error(errc::unavailable, sys_.render(e));
+              });
+    return out;
+  }
+
   registry_stats stats() {
     auto h = self_->request(registry_, caf::infinite, stats_atom::value);
     run();
@@ -380,6 +397,54 @@ TEST(subscription_actor, an_actor_with_a_gateway_call_in_flight_stays_until_it_i
   EXPECT_EQ(n.stats().actors, 0);
   EXPECT_EQ(w.counters.passivations.load(), 1u);
   EXPECT_EQ(w.counters.activations.load(), 1u);
+}
+
+TEST(subscription_actor, a_refund_call_names_the_subscriptions_tenant) {
+  world w;
+  held_calls held;
+  node n(w, &held);
+  // No trial: the first invoice is charged at once, and the call is held.
+  ASSERT_TRUE(n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                    "pm_card_visa", 0})
+                .ok());
+  ASSERT_EQ(held.calls.size(), 1u);
+  EXPECT_EQ(held.calls[0].second.charge.tenant, tenant);
+  n.release_gateway_calls();
+  ASSERT_EQ(invoice_statuses(w), std::vector<std::string>{"paid"});
+  n.advance_days(15);
+  // Cancelled at once with a prorated refund: the refund call must carry
+  // the tenant (a per-tenant gateway routes by it, not by a memory of
+  // charges that a restart loses).
+  ASSERT_TRUE(n.send(sub_in::cancel{false}).ok());
+  ASSERT_EQ(held.calls.size(), 1u);
+  EXPECT_EQ(held.calls[0].second.kind, gateway_call::op::refund);
+  EXPECT_EQ(held.calls[0].second.charge.tenant, tenant);
+  n.release_gateway_calls();
+  EXPECT_EQ(w.gw.total_refunded(currency::of("USD")).amount_minor(), 1500);
+}
+
+TEST(subscription_actor, a_timer_cancelled_between_its_claim_and_its_delivery_is_acknowledged) {
+  world w;
+  node n(w);
+  ASSERT_TRUE(n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                    "pm_card_visa", std::nullopt})
+                .ok());
+  // The trial's end is due and claimed, but not delivered yet ...
+  w.clk.advance_seconds(14 * seconds_per_day);
+  auto claimed = w.st.claim_due_timers(w.clk.now(), 10, 60, "test");
+  ASSERT_TRUE(claimed.has_value());
+  ASSERT_EQ(claimed->size(), 1u);
+  // ... when the subscription is cancelled, which cancels that timer.
+  ASSERT_TRUE(n.send(sub_in::cancel{false}).ok());
+  auto events = w.st.load_events(tenant, sub, 1)->size();
+  auto r = n.deliver(claimed->front());
+  EXPECT_TRUE(r.ok()) << r.failure->detail;
+  EXPECT_EQ(w.counters.commit_failures.load(), 0u);
+  EXPECT_EQ(w.st.load_events(tenant, sub, 1)->size(), events);
+  EXPECT_TRUE(invoice_statuses(w).empty());
+  auto pending = w.st.timer_pending(tenant, sub.value, claimed->front().timer.id);
+  ASSERT_TRUE(pending.has_value());
+  EXPECT_FALSE(*pending);
 }
 
 // -- real threads ---------------------------------------------------------------

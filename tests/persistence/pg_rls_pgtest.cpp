@@ -376,6 +376,131 @@ ORDER BY p.proname)");
   }
 }
 
+// -- one-round-trip reads (migration 0013) -----------------------------------
+
+TEST_F(seeded, scoped_read_functions_run_as_the_caller_and_only_the_app_may) {
+  pqxx::work tx{*admin_};
+  const auto fns = tx.exec(R"(
+SELECT p.proname, p.prosecdef,
+       pg_get_userbyid(p.proowner) AS owner,
+       has_function_privilege('recur_app', p.oid, 'EXECUTE') AS app_may,
+       EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0)
+         AS public_may
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' AND p.proname LIKE 'scoped\_%'
+ORDER BY p.proname)");
+  ASSERT_EQ(fns.size(), 9U);
+  for (const auto& f : fns) {
+    SCOPED_TRACE(f[0].as<std::string>());
+    EXPECT_FALSE(f["prosecdef"].as<bool>()); // row-level security binds them
+    EXPECT_NE(f["owner"].as<std::string>(), "recur_app");
+    EXPECT_TRUE(f["app_may"].as<bool>());
+    EXPECT_FALSE(f["public_may"].as<bool>());
+  }
+}
+
+TEST_F(seeded, one_round_trip_reads_do_not_see_another_tenants_rows) {
+  // Rows that exist for tenant B only.
+  unit_of_work w;
+  w.tenant = tenant_b;
+  w.events.push_back({subscription_id{"sub_b"}, 0, {{"created", "{}", {}}}});
+  w.snapshots.push_back({subscription_id{"sub_b"}, 1, "{\"b\":1}", {}});
+  w.subscriptions.push_back({subscription_id{"sub_b"}, customer_id{"cus_b"},
+                             plan_id{"plan_1"}, "active", 1, "{}", {}});
+  w.new_sagas.push_back({saga_id{"sg_b"}, "invoice", subscription_id{"sub_b"},
+                         saga_status::running, 0, 1, "{}", {}, {}});
+  invoice_record inv;
+  inv.id = invoice_id{"inv_b"};
+  inv.subscription = subscription_id{"sub_b"};
+  inv.idempotency_key = "key_b";
+  inv.status = "open";
+  inv.currency = "USD";
+  w.new_invoices.push_back(inv);
+  payment_attempt_record pa;
+  pa.id = payment_attempt_id{"pa_b"};
+  pa.invoice = inv.id;
+  pa.idempotency_key = "inv_b/1";
+  pa.status = "pending";
+  pa.currency = "USD";
+  w.new_attempts.push_back(pa);
+  w.attempt_updates.push_back({pa.id, 1, "pending", "", {}, "ch_b"});
+  ASSERT_TRUE(store_->commit(w));
+  ASSERT_TRUE(store_->put_customer(tenant_b, {customer_id{"cus_b"}, "{}", 0, {}},
+                                   0));
+  ASSERT_TRUE(store_->put_gateway_config(tenant_b, {"gw_b", "{}", {}}));
+
+  EXPECT_TRUE(store_->get_subscription(tenant_b, subscription_id{"sub_b"}));
+  EXPECT_TRUE(store_->get_saga(tenant_b, saga_id{"sg_b"}));
+  EXPECT_TRUE(store_->get_invoice(tenant_b, invoice_id{"inv_b"}));
+  EXPECT_TRUE(store_->get_customer(tenant_b, customer_id{"cus_b"}));
+  EXPECT_TRUE(store_->get_attempt(tenant_b, payment_attempt_id{"pa_b"}));
+  EXPECT_TRUE(store_->find_attempt_by_charge(tenant_b, "ch_b"));
+  EXPECT_TRUE(store_->get_gateway_config(tenant_b, "gw_b"));
+  const auto of_b = store_->load_history(tenant_b, subscription_id{"sub_b"});
+  ASSERT_TRUE(of_b);
+  ASSERT_TRUE(of_b->snapshot.has_value());
+  EXPECT_EQ(of_b->snapshot->state_json, "{\"b\":1}");
+  EXPECT_EQ(of_b->version, 1);
+
+  const auto not_found = [](const auto& r) {
+    return !r && r.error().code == errc::not_found;
+  };
+  EXPECT_TRUE(
+    not_found(store_->get_subscription(tenant_a, subscription_id{"sub_b"})));
+  EXPECT_TRUE(not_found(store_->get_saga(tenant_a, saga_id{"sg_b"})));
+  EXPECT_TRUE(not_found(store_->get_invoice(tenant_a, invoice_id{"inv_b"})));
+  EXPECT_TRUE(not_found(store_->get_customer(tenant_a, customer_id{"cus_b"})));
+  EXPECT_TRUE(
+    not_found(store_->get_attempt(tenant_a, payment_attempt_id{"pa_b"})));
+  EXPECT_TRUE(not_found(store_->find_attempt_by_charge(tenant_a, "ch_b")));
+  EXPECT_TRUE(not_found(store_->get_gateway_config(tenant_a, "gw_b")));
+  EXPECT_TRUE(not_found(store_->get_tenant(tenant_id{"ten_nobody"})));
+  const auto of_a = store_->load_history(tenant_a, subscription_id{"sub_b"});
+  ASSERT_TRUE(of_a);
+  EXPECT_FALSE(of_a->snapshot.has_value());
+  EXPECT_TRUE(of_a->tail.empty());
+  EXPECT_EQ(of_a->version, 0);
+}
+
+TEST_F(seeded, row_level_security_not_the_functions_filter_keeps_b_out) {
+  // A body that forgets the tenant filter still returns only A's sub_1 (both
+  // tenants have one): the policy filters the invoker's query.
+  {
+    pqxx::work tx{*admin_};
+    tx.exec(R"(
+CREATE OR REPLACE FUNCTION scoped_get_subscription(p_tenant text, p_id text)
+RETURNS SETOF public.subscriptions
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM set_config('app.tenant_id', p_tenant, true);
+  RETURN QUERY SELECT * FROM public.subscriptions r WHERE r.subscription_id = p_id;
+END $$)");
+    tx.commit();
+  }
+  pqxx::connection app{app_conninfo(*db_)};
+  pqxx::nontransaction tx{app};
+  const auto rows = tx.exec(
+    "SELECT tenant_id FROM scoped_get_subscription('ten_a', 'sub_1')");
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0][0].as<std::string>(), "ten_a");
+  EXPECT_TRUE(store_->get_subscription(tenant_a, subscription_id{"sub_1"}));
+}
+
+TEST_F(seeded, a_scoped_read_leaves_no_tenant_set_after_its_statement) {
+  pqxx::connection app{app_conninfo(*db_)};
+  pqxx::nontransaction tx{app};
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM scoped_get_subscription('ten_a',"
+                    " 'sub_1')")[0][0]
+              .as<int>(),
+            1);
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM subscriptions")[0][0].as<int>(), 0);
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM scoped_load_history('ten_a',"
+                    " 'sub_1', 10)")[0][0]
+              .as<int>(),
+            1); // the seed's snapshot, at its only event
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM snapshots")[0][0].as<int>(), 0);
+}
+
 // -- the ledger ---------------------------------------------------------------
 
 class ledger_trigger : public seeded {

@@ -122,6 +122,34 @@ TEST(gateway_events, an_event_that_changes_nothing_commits_its_inbox_entry_alone
   EXPECT_TRUE(none->work.events.empty());
 }
 
+TEST(timers, a_delivered_timer_the_store_no_longer_has_pending_changes_and_completes_nothing) {
+  memory_store st;
+  billing_harness h(st, scenario_start(), 42);
+  h.add_flat_plan("basic", 1, 3000);
+  ok(h.send(sub, sub_in::create{cus, plan_id{"basic"}, 1, "pm_card_visa", 14}));
+  auto agg = h.aggregate(sub);
+  ASSERT_TRUE(agg.has_value());
+  h.clock().advance_seconds(14 * seconds_per_day);
+  auto claimed = st.claim_due_timers(h.clock().now(), 10, 60, "test");
+  ASSERT_TRUE(claimed.has_value());
+  ASSERT_EQ(claimed->size(), 1U);
+  const timer_record& t = claimed->front().timer;
+  rng gen{1};
+  // Still pending: the trial ends, and the timer is completed.
+  auto due = handle(*agg, h.tenant(), sub, sub_in::timer_due{t},
+                    h.env(), h.clock().now(), gen);
+  ASSERT_TRUE(due.has_value()) << due.error().detail;
+  EXPECT_EQ(due->work.timers_to_complete, std::vector<std::string>{t.id});
+  EXPECT_FALSE(due->work.events.empty());
+  // No longer pending (cancelled after its claim): nothing at all.
+  auto gone = handle(*agg, h.tenant(), sub, sub_in::timer_due{t, false},
+                     h.env(), h.clock().now(), gen);
+  ASSERT_TRUE(gone.has_value()) << gone.error().detail;
+  EXPECT_TRUE(gone->work.empty());
+  EXPECT_TRUE(gone->calls.empty());
+  EXPECT_EQ(gone->next.sub, agg->sub);
+}
+
 TEST(invoice_void, voiding_the_first_invoice_of_an_incomplete_subscription_expires_it) {
   memory_store st;
   billing_harness h(st, scenario_start(), 42);
