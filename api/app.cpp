@@ -44,6 +44,17 @@ http_response unauthorized(std::string detail) {
   return res;
 }
 
+std::optional<http_response> rate_limited(const rate_decision& decision) {
+  if (decision.allowed)
+    return std::nullopt;
+  auto res = problem({429, "rate_limited",
+                      "too many requests for this tenant; retry after "
+                        + std::to_string(decision.retry_after_s) + " s"});
+  res.headers.emplace_back("Retry-After",
+                           std::to_string(decision.retry_after_s));
+  return res;
+}
+
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items)
@@ -77,6 +88,9 @@ struct app::impl {
 
   void add_system_routes();
   http_response dispatch(const http_request& req, const route_match& m);
+  void record(const http_request& req, const route_match& m,
+              const http_response& res,
+              std::chrono::steady_clock::time_point started);
   std::optional<http_response>
   authenticate(const route& r, const http_request& req, request_context& ctx);
 };
@@ -180,15 +194,8 @@ http_response app::impl::dispatch(const http_request& req,
   if (auto refused = authenticate(r, req, ctx))
     return std::move(*refused);
   if (ctx.tenant) {
-    const auto decision = limiter.take(ctx.tenant->id.value);
-    if (!decision.allowed) {
-      auto res = problem({429, "rate_limited",
-                          "too many requests for this tenant; retry after "
-                            + std::to_string(decision.retry_after_s) + " s"});
-      res.headers.emplace_back("Retry-After",
-                               std::to_string(decision.retry_after_s));
-      return res;
-    }
+    if (auto refused = rate_limited(limiter.take(ctx.tenant->id.value)))
+      return std::move(*refused);
     ctx.now = svc.now_for(*ctx.tenant);
   }
   if (has_body_method(req.method) && !req.body.empty()
@@ -246,10 +253,50 @@ http_response app::handle(const http_request& req) {
     res
       = problem({404, "not_found", "no route for " + std::string{req.path()}});
   }
+  impl_->record(req, m, res, started);
+  return res;
+}
+
+std::optional<http_response> app::try_handle_fast(const http_request& req) {
+  const auto started = std::chrono::steady_clock::now();
+  if (req.method != "GET")
+    return std::nullopt;
+  auto& i = *impl_;
+  const auto m = i.routes.match(req.method, req.path());
+  const auto* fast = i.routes.fast_for(m.found);
+  if (fast == nullptr || m.found->auth != auth_kind::tenant)
+    return std::nullopt;
+  const auto token = bearer_token(req.header("Authorization"));
+  if (!token)
+    return std::nullopt;
+  const auto now = i.config.clk->now();
+  auto tenant = i.authenticator.cached(*token, now);
+  // A test-mode tenant's time may need its test clock read from the store.
+  if (!tenant || tenant->test_mode)
+    return std::nullopt;
+  auto query = parse_query(req.target);
+  if (!query)
+    return std::nullopt;
+  request_context ctx{req, m.path_params, std::move(*query),
+                      std::move(*tenant), now};
+  auto res = (*fast)(ctx);
+  if (!res)
+    return std::nullopt;
+  // Taken only once the request is answered here, so that one handed to
+  // the pool is not counted twice.
+  if (auto refused = rate_limited(i.limiter.take(ctx.tenant->id.value)))
+    res = std::move(*refused);
+  i.record(req, m, *res, started);
+  return res;
+}
+
+void app::impl::record(const http_request& req, const route_match& m,
+                       const http_response& res,
+                       std::chrono::steady_clock::time_point started) {
   const auto elapsed = std::chrono::steady_clock::now() - started;
   const std::string_view route
     = m.found != nullptr ? std::string_view{m.found->pattern} : "unmatched";
-  impl_->metrics.observe_request(route, req.method, res.status, elapsed);
+  metrics.observe_request(route, req.method, res.status, elapsed);
   if (res.status >= 500)
     spdlog::warn(
       "event=http_request method={} route={} status={} "
@@ -263,11 +310,14 @@ http_response app::handle(const http_request& req) {
       "duration_us={}",
       req.method, route, res.status,
       std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
-  return res;
 }
 
 http_handler app::handler() {
   return [this](const http_request& req) { return handle(req); };
+}
+
+http_fast_handler app::fast_handler() {
+  return [this](const http_request& req) { return try_handle_fast(req); };
 }
 
 const router& app::routes() const {

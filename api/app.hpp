@@ -6,6 +6,7 @@
 /// and /openapi.json.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,15 @@ public:
 
   /// `handle` bound to this app, for http_server (the app must outlive it).
   http_handler handler();
+
+  /// Answers without blocking what can be: a GET of a route with a fast
+  /// handler (router::set_fast) by a live tenant whose key the auth cache
+  /// holds. std::nullopt: `handle` must answer it (on a pool thread). The
+  /// answer, metrics and rate limit are those `handle` would give.
+  std::optional<http_response> try_handle_fast(const http_request& req);
+
+  /// `try_handle_fast` bound to this app, for http_server_config.
+  http_fast_handler fast_handler();
 
   const router& routes() const;
   metrics_registry& metrics();

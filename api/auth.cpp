@@ -110,4 +110,14 @@ tenant_authenticator::authenticate(std::string_view api_key, instant now) {
   return found;
 }
 
+std::optional<tenant_record>
+tenant_authenticator::cached(std::string_view api_key, instant now) {
+  const auto hash = sha256_hex(api_key);
+  std::lock_guard lock{mutex_};
+  auto it = cache_.find(hash);
+  if (it != cache_.end() && now < it->second.expires_at)
+    return it->second.tenant;
+  return std::nullopt;
+}
+
 } // namespace recur::api

@@ -65,6 +65,10 @@ public:
   /// `not_found` when no tenant has this key; store errors pass through.
   result<tenant_record> authenticate(std::string_view api_key, instant now);
 
+  /// The tenant of a key the cache holds (unexpired); nullopt otherwise,
+  /// without asking the store: for callers that must not block.
+  std::optional<tenant_record> cached(std::string_view api_key, instant now);
+
 private:
   struct entry {
     tenant_record tenant;

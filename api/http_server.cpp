@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <boost/asio.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
@@ -53,6 +54,9 @@ struct shared_state {
   http_handler handler;
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> in_flight{0};
+  // The blocking handlers' pool; set by start(), which joins it in stop()
+  // after the I/O threads (so no session posts to it once it is gone).
+  net::thread_pool* pool = nullptr;
 };
 
 http_request to_plain(beast_request&& req) {
@@ -134,29 +138,55 @@ private:
     serve(parser_->release());
   }
 
+  // The fast handler answers on this I/O thread when it can; otherwise the
+  // request goes to the pool and its answer comes back to this thread.
   void serve(beast_request&& req) {
     state_->in_flight.fetch_add(1);
-    const auto started = std::chrono::steady_clock::now();
-    const auto version = req.version();
-    const bool keep_alive = req.keep_alive();
-    const bool head = req.method() == http::verb::head;
-    auto plain_req = to_plain(std::move(req));
-    auto plain_res = call_handler(plain_req);
-    const auto elapsed = std::chrono::steady_clock::now() - started;
+    started_ = std::chrono::steady_clock::now();
+    version_ = req.version();
+    keep_alive_ = req.keep_alive();
+    head_ = req.method() == http::verb::head;
+    plain_req_ = to_plain(std::move(req));
+    if (state_->config.fast_handler) {
+      if (auto fast = call_fast_handler(plain_req_))
+        return finish(std::move(*fast));
+    }
+    net::post(*state_->pool, [self = shared_from_this()] {
+      auto res = self->call_handler(self->plain_req_);
+      net::post(self->stream_.get_executor(),
+                [self, res = std::move(res)]() mutable {
+                  self->finish(std::move(res));
+                });
+    });
+  }
+
+  void finish(http_response&& plain_res) {
+    const auto elapsed = std::chrono::steady_clock::now() - started_;
     // Debug, not info: at thousands of requests a second an access-log line
     // per request is a formatted write to stderr under spdlog's sink lock,
     // serialising the pool threads (the app logs every 5xx as a warning).
     spdlog::debug(
       "event=http_request method={} target={} status={} "
       "duration_us={}",
-      plain_req.method, plain_req.target, plain_res.status,
+      plain_req_.method, plain_req_.target, plain_res.status,
       std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
-    write(to_beast(std::move(plain_res), version, keep_alive, head), false);
+    write(to_beast(std::move(plain_res), version_, keep_alive_, head_), false);
   }
 
   http_response call_handler(const http_request& req) {
     try {
       return state_->handler(req);
+    } catch (const std::exception& e) {
+      spdlog::error("event=http_handler_failed target={} error=\"{}\"",
+                    req.target, e.what());
+      return problem_response(500, "internal_error", "Internal Server Error",
+                              "the server failed to answer this request");
+    }
+  }
+
+  std::optional<http_response> call_fast_handler(const http_request& req) {
+    try {
+      return state_->config.fast_handler(req);
     } catch (const std::exception& e) {
       spdlog::error("event=http_handler_failed target={} error=\"{}\"",
                     req.target, e.what());
@@ -230,6 +260,12 @@ private:
   std::shared_ptr<shared_state> state_;
   std::array<char, 16'384> drain_buf_{};
   std::size_t drained_bytes_ = 0;
+  // The request being served (read by the pool thread while it runs).
+  http_request plain_req_;
+  std::chrono::steady_clock::time_point started_;
+  unsigned version_ = 11;
+  bool keep_alive_ = false;
+  bool head_ = false;
 };
 
 } // namespace
@@ -238,18 +274,34 @@ private:
 // ------------------------------------------------------------------
 
 struct http_server::impl {
-  explicit impl(std::shared_ptr<shared_state> s) : state(std::move(s)) {}
+  using io_guard = net::executor_work_guard<net::io_context::executor_type>;
+
+  impl(std::shared_ptr<shared_state> s, std::size_t io_threads)
+    : state(std::move(s)) {
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, io_threads); ++i) {
+      // One thread runs each loop: no strands, no scheduler shared by all.
+      ios.push_back(std::make_unique<net::io_context>(1));
+      guards.emplace_back(net::make_work_guard(*ios.back()));
+    }
+    acceptor.emplace(*ios.front());
+    retry_timer.emplace(*ios.front());
+  }
+
+  // The loop of the next connection, round robin.
+  net::io_context& next_io() {
+    return *ios[next_loop++ % ios.size()];
+  }
 
   void accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec,
-                                                        tcp::socket socket) {
+    acceptor->async_accept(next_io(), [this](beast::error_code ec,
+                                             tcp::socket socket) {
       if (ec == net::error::operation_aborted)
         return;
       if (ec) {
         // E.g. out of file descriptors: back off instead of spinning.
         spdlog::warn("event=http_accept_failed error=\"{}\"", ec.message());
-        retry_timer.expires_after(std::chrono::milliseconds(100));
-        retry_timer.async_wait([this](beast::error_code wait_ec) {
+        retry_timer->expires_after(std::chrono::milliseconds(100));
+        retry_timer->async_wait([this](beast::error_code wait_ec) {
           if (!wait_ec)
             accept();
         });
@@ -271,24 +323,29 @@ struct http_server::impl {
 
   void close_acceptor() {
     beast::error_code ignored;
-    retry_timer.cancel();
-    acceptor.close(ignored);
+    retry_timer->cancel();
+    acceptor->close(ignored);
   }
 
-  // Declared first so it outlives the io_context and the sessions it holds.
+  // Declared first so it outlives the loops and the sessions they hold.
   std::shared_ptr<shared_state> state;
-  net::io_context ioc;
-  net::strand<net::io_context::executor_type> acceptor_strand{
-    net::make_strand(ioc)};
-  tcp::acceptor acceptor{acceptor_strand};
-  net::steady_timer retry_timer{acceptor_strand};
+  std::vector<std::unique_ptr<net::io_context>> ios;
+  std::vector<io_guard> guards;
+  // The acceptor and its retry timer live on the first loop.
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> retry_timer;
+  std::size_t next_loop = 0; // only the first loop's thread touches it
   std::vector<std::thread> threads;
+  // Declared after the loops: destroyed first, with any session a task it
+  // never ran still holds, while those sessions' loops exist.
+  std::optional<net::thread_pool> pool;
   std::uint16_t port = 0;
   bool stopped = false;
 };
 
 http_server::http_server(http_server_config config, http_handler handler)
-  : impl_(std::make_unique<impl>(std::make_shared<shared_state>())) {
+  : impl_(std::make_unique<impl>(std::make_shared<shared_state>(),
+                                 config.io_threads)) {
   impl_->state->config = std::move(config);
   impl_->state->handler = std::move(handler);
 }
@@ -311,7 +368,7 @@ status http_server::start() {
     return make_error(errc::invalid_argument,
                       "invalid listen address '" + cfg.host + "'");
   const tcp::endpoint endpoint{address, cfg.port};
-  auto& acceptor = impl_->acceptor;
+  auto& acceptor = *impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec)
     acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -324,9 +381,11 @@ status http_server::start() {
                                                 + ":" + std::to_string(cfg.port)
                                                 + ": " + ec.message());
   impl_->port = acceptor.local_endpoint().port();
+  impl_->pool.emplace(cfg.threads);
+  impl_->state->pool = &*impl_->pool;
   impl_->accept();
-  for (std::size_t i = 0; i < cfg.threads; ++i)
-    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  for (auto& ioc : impl_->ios)
+    impl_->threads.emplace_back([&ioc] { ioc->run(); });
   return {};
 }
 
@@ -342,10 +401,10 @@ void http_server::stop() {
     impl_->close_acceptor();
     return;
   }
-  // The acceptor lives on its strand; close it there, then let requests in
-  // flight finish before the pool stops.
+  // The acceptor lives on the first loop; close it there, then let requests
+  // in flight finish before the loops and the pool stop.
   std::promise<void> closed;
-  net::post(impl_->acceptor_strand, [&] {
+  net::post(*impl_->ios.front(), [&] {
     impl_->close_acceptor();
     closed.set_value();
   });
@@ -356,9 +415,15 @@ void http_server::stop() {
   while (impl_->state->in_flight.load() > 0
          && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  impl_->ioc.stop();
+  impl_->guards.clear();
+  for (auto& ioc : impl_->ios)
+    ioc->stop();
   for (auto& t : impl_->threads)
     t.join();
+  // Handlers still running finish (each is bounded by its own timeouts);
+  // queued ones are dropped, as the loops dropped theirs.
+  impl_->pool->stop();
+  impl_->pool->join();
 }
 
 } // namespace recur::api

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,8 +41,16 @@ struct http_response {
   header_list headers;
 };
 
-/// Called on a pool thread, possibly from several threads at once.
+/// Called on a pool thread, possibly from several threads at once; may
+/// block (database reads, durable commits).
 using http_handler = std::function<http_response(const http_request&)>;
+
+/// Called on an I/O thread first, if set: answers what it can without
+/// blocking (from memory, no I/O, only short locks); std::nullopt hands the
+/// request to `http_handler` on the pool. Must not block: every connection
+/// of that I/O thread waits meanwhile.
+using http_fast_handler
+  = std::function<std::optional<http_response>(const http_request&)>;
 
 /// Limits and sizes; every one of them bounds memory or time per client.
 struct http_server_config {
@@ -53,6 +62,12 @@ struct http_server_config {
   /// for the group commit together, which caps commands at 2 / commit
   /// latency. Idle threads cost only their stacks.
   std::size_t threads = 64;
+  /// Threads that read and write sockets, parse requests and run the fast
+  /// handler, each with its own event loop and its share of the
+  /// connections. Sized for cores: they never block.
+  std::size_t io_threads = 2;
+  /// Optional; see http_fast_handler.
+  http_fast_handler fast_handler;
   std::size_t max_connections = 1024;
   std::size_t body_limit_bytes = 1'048'576; // 1 MiB
   std::size_t header_limit_bytes = 16'384;  // 16 KiB
@@ -60,7 +75,9 @@ struct http_server_config {
   std::int64_t drain_timeout_s = 5;
 };
 
-/// Accepts connections on a thread pool until `stop()`.
+/// Accepts connections until `stop()`: `io_threads` event loops do the
+/// socket work and the fast handler, a pool of `threads` runs the (blocking)
+/// handler.
 ///
 /// Requests whose body exceeds the limit get 413 and those whose header
 /// exceeds it 431, both as problem+json with `Connection: close`; malformed

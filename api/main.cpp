@@ -32,6 +32,7 @@
 #include "api/options.hpp"
 #include "api/routes_webhooks.hpp"
 #include "api/sandbox_pump.hpp"
+#include "api/subscription_cache.hpp"
 #include "api/system_clock.hpp"
 #include "api/tenant_env.hpp"
 #include "api/test_clocks.hpp"
@@ -204,6 +205,7 @@ int run(const api::options& opts) {
                                        + db_target + "): " + db.error().detail);
   pg_store_config store_config;
   store_config.conninfo = opts.db_conninfo;
+  store_config.pool_size = opts.db_pool;
   auto store = open_pg_store(store_config);
   if (!store)
     return store.code() == errc::invalid_argument
@@ -212,9 +214,17 @@ int run(const api::options& opts) {
                                            + "): " + store.error().detail);
   // Test-mode tenants' timers fire only through their test clock: the
   // orchestrator's own claims (timer service, fire_due) skip them.
+  // The subscription read model cached for GET /v1/subscriptions/{id}
+  // (subscription_cache.hpp). It is correct only because recurd is the only
+  // writer of this database's subscriptions and every one of its writes
+  // (actor commits, group commits, API commands) goes through `cached`: the
+  // orchestrator's store and the app's are both built on it. Another process
+  // writing the same subscriptions would need this cache turned off.
+  api::subscription_cache subscription_cache;
+  api::caching_store cached{**store, subscription_cache};
   api::tenant_envs envs{**store};
   api::test_clocks clocks{**store, clock};
-  auto live_store = api::make_live_timers_store(**store);
+  auto live_store = api::make_live_timers_store(cached);
   // The in-process sandbox answers synchronously what it can; its webhooks
   // carry only what an answer left open (async settlements, lost answers,
   // refunds), so live tenants see no echo of every charge.
@@ -259,7 +269,7 @@ int run(const api::options& opts) {
                                                         : exit_startup_failed,
                 "option --kafka: " + events.error().detail);
   api::app_config app_config;
-  app_config.db = store->get();
+  app_config.db = &cached;
   app_config.clk = &clock;
   app_config.now_for = [&clocks](const tenant_record& t) {
     return clocks.now_for(t);
@@ -293,6 +303,8 @@ int run(const api::options& opts) {
   api::http_server_config config;
   config.host = opts.listen.host;
   config.port = opts.listen.port;
+  config.threads = opts.http_threads;
+  config.fast_handler = app.fast_handler();
   api::http_server server{config, app.handler()};
   if (auto started = server.start(); !started)
     return fail(exit_startup_failed, started.error().detail);
@@ -311,11 +323,11 @@ int run(const api::options& opts) {
   (*pump)->start();
   spdlog::info("event=recurd_started version={} listen={} db=ok "
                "db_target=\"{}\" threads={} routes={} admin_key={} kafka={} "
-               "rate_limit_per_s={} rate_burst={} started_at={}",
+               "rate_limit_per_s={} rate_burst={} db_pool={} started_at={}",
                RECUR_VERSION, format_listen(opts.listen), db_target,
                config.threads, app.routes().routes().size(),
                opts.admin_key.empty() ? "unset" : "set", kafka_text(opts.kafka),
-               opts.rate_limit_per_s, opts.rate_burst,
+               opts.rate_limit_per_s, opts.rate_burst, opts.db_pool,
                format_iso8601(clock.now()));
   if (opts.admin_key.empty())
     spdlog::warn("event=admin_key_unset detail=\"POST /v1/tenants answers "

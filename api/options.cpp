@@ -29,6 +29,8 @@ struct raw_values {
   std::optional<std::string> admin_key_file;
   std::optional<std::string> rate_limit;
   std::optional<std::string> rate_burst;
+  std::optional<std::string> http_threads;
+  std::optional<std::string> db_pool;
 };
 
 // The flags that take a value, each with its environment variable (empty:
@@ -48,8 +50,13 @@ constexpr value_flag rate_flag{"--rate-limit", "RECUR_RATE_LIMIT",
                                &raw_values::rate_limit};
 constexpr value_flag burst_flag{"--rate-burst", "RECUR_RATE_BURST",
                                 &raw_values::rate_burst};
-constexpr std::array value_flags{db_flag,         listen_flag, kafka_flag,
-                                 admin_file_flag, rate_flag,   burst_flag};
+constexpr value_flag http_threads_flag{"--http-threads", "RECUR_HTTP_THREADS",
+                                       &raw_values::http_threads};
+constexpr value_flag db_pool_flag{"--db-pool", "RECUR_DB_POOL",
+                                  &raw_values::db_pool};
+constexpr std::array value_flags{db_flag,         listen_flag,  kafka_flag,
+                                 admin_file_flag, rate_flag,    burst_flag,
+                                 http_threads_flag, db_pool_flag};
 
 status take_value(const value_flag& flag, std::string value, raw_values& out) {
   if (value.empty())
@@ -187,6 +194,18 @@ status apply_optional(const raw_values& raw, const env_lookup& env,
       return bad(v.where + n.error().detail);
     opts.rate_burst = *n;
   }
+  if (auto v = resolve(http_threads_flag, raw, env); v.value) {
+    auto n = parse_count(*v.value, 1, max_http_threads);
+    if (!n)
+      return bad(v.where + n.error().detail);
+    opts.http_threads = static_cast<std::size_t>(*n);
+  }
+  if (auto v = resolve(db_pool_flag, raw, env); v.value) {
+    auto n = parse_count(*v.value, 1, max_db_pool);
+    if (!n)
+      return bad(v.where + n.error().detail);
+    opts.db_pool = static_cast<std::size_t>(*n);
+  }
   if (raw.admin_key_file) {
     opts.admin_key_file = *raw.admin_key_file;
   } else if (auto key = from_env(env, "RECUR_ADMIN_KEY")) {
@@ -292,6 +311,7 @@ std::string usage() {
          "<embedded|none|host:port>]\n"
          "              [--admin-key-file <path>] [--rate-limit <n>] "
          "[--rate-burst <n>]\n"
+         "              [--http-threads <n>] [--db-pool <n>]\n"
          "\n"
          "Recur's server: the billing API over HTTP (see GET /openapi.json),\n"
          "/healthz, /readyz and /metrics.\n"
@@ -322,6 +342,13 @@ std::string usage() {
          "                          env RECUR_RATE_LIMIT; default 100\n"
          "  --rate-burst <n>        requests a tenant may make at once\n"
          "                          env RECUR_RATE_BURST; default 200\n"
+         "  --http-threads <n>      threads that serve HTTP requests; "
+         "commands block one\n"
+         "                          until durably committed (1..1024)\n"
+         "                          env RECUR_HTTP_THREADS; default 64\n"
+         "  --db-pool <n>           PostgreSQL connections for reads and "
+         "commits (1..64)\n"
+         "                          env RECUR_DB_POOL; default 4\n"
          "  --version               print the version and exit\n"
          "  -h, --help              print this help and exit\n"
          "\n"

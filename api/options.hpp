@@ -39,6 +39,12 @@ struct options {
   std::string admin_key_file;
   std::int64_t rate_limit_per_s = 100; // --rate-limit / RECUR_RATE_LIMIT
   std::int64_t rate_burst = 200;       // --rate-burst / RECUR_RATE_BURST
+  /// --http-threads / RECUR_HTTP_THREADS: HTTP handler threads. A durable
+  /// command holds one until its group commit, so this bounds the commands
+  /// in flight; GETs answered from memory need far fewer.
+  std::size_t http_threads = 64;
+  /// --db-pool / RECUR_DB_POOL: PostgreSQL working connections.
+  std::size_t db_pool = 4;
   bool show_help = false;
   bool show_version = false;
 };
@@ -46,6 +52,8 @@ struct options {
 inline constexpr std::size_t min_admin_key_bytes = 16;
 inline constexpr std::size_t max_admin_key_bytes = 1024;
 inline constexpr std::int64_t max_rate_per_s = 1'000'000;
+inline constexpr std::int64_t max_http_threads = 1024;
+inline constexpr std::int64_t max_db_pool = 64;
 
 /// Reads one environment variable; std::nullopt when unset.
 using env_lookup = std::function<std::optional<std::string>(std::string_view)>;

@@ -74,6 +74,25 @@ void router::add(route r) {
   RECUR_ASSERT(r.handler != nullptr);
   routes_.push_back(std::move(r));
   patterns_.push_back(std::move(pattern));
+  fast_.emplace_back();
+}
+
+void router::set_fast(std::string_view method, std::string_view pattern,
+                      route_fast_handler fast) {
+  for (std::size_t i = 0; i < routes_.size(); ++i)
+    if (routes_[i].method == method && routes_[i].pattern == pattern) {
+      fast_[i] = std::move(fast);
+      return;
+    }
+  RECUR_ASSERT(false && "set_fast: no such route");
+}
+
+const route_fast_handler* router::fast_for(const route* r) const {
+  if (r == nullptr || routes_.empty() || r < routes_.data()
+      || r >= routes_.data() + routes_.size())
+    return nullptr;
+  const auto& f = fast_[static_cast<std::size_t>(r - routes_.data())];
+  return f ? &f : nullptr;
 }
 
 route_match router::match(std::string_view method,

@@ -46,6 +46,13 @@ struct request_context {
 
 using route_handler = std::function<http_response(request_context&)>;
 
+/// A route's optional non-blocking variant, run on an HTTP I/O thread: it
+/// answers from memory when it can and returns std::nullopt otherwise (the
+/// request then runs `route::handler` on the pool). It must not block, and
+/// it gets the server's time in `now`.
+using route_fast_handler
+  = std::function<std::optional<http_response>(request_context&)>;
+
 /// A route's entry in /openapi.json. Schemas are OpenAPI 3.0 schema objects.
 struct route_doc {
   std::string summary;
@@ -91,6 +98,14 @@ public:
 
   route_match match(std::string_view method, std::string_view path) const;
 
+  /// Gives the route `method` `pattern` (added before) a fast handler;
+  /// an unknown route is a programmer error (asserts).
+  void set_fast(std::string_view method, std::string_view pattern,
+                route_fast_handler fast);
+
+  /// The fast handler of a route of this table; null when it has none.
+  const route_fast_handler* fast_for(const route* r) const;
+
   const std::vector<route>& routes() const noexcept { return routes_; }
 
 private:
@@ -100,6 +115,7 @@ private:
   };
   std::vector<route> routes_;
   std::vector<std::vector<segment>> patterns_; // parallel to routes_
+  std::vector<route_fast_handler> fast_;       // parallel to routes_
 };
 
 // -- URLs ---------------------------------------------------------------------

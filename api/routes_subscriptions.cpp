@@ -25,6 +25,7 @@
 #include "api/auth.hpp"
 #include "api/billing_common.hpp"
 #include "api/pagination.hpp"
+#include "api/subscription_cache.hpp"
 #include "api/tenant_env.hpp"
 #include "workflows/lifecycle.hpp"
 
@@ -158,11 +159,40 @@ http_response list_subscriptions(services& s, request_context& ctx) {
   return json_response(200, list_body(std::move(data), page->next_cursor));
 }
 
+// GET from recurd's read-model cache (subscription_cache.hpp), which also
+// keeps, per cached row, the body rendered from it: a hit with a body is
+// answered without parsing or rendering JSON. Never blocks (the fast
+// handler); nullopt on a miss, or when the store is not a caching one.
+std::optional<http_response> get_subscription_cached(services& s,
+                                                     request_context& ctx) {
+  const auto& id = ctx.param("id");
+  if (!is_valid_id(id))
+    return std::nullopt;
+  auto* cached = dynamic_cast<caching_store*>(&s.db);
+  if (cached == nullptr)
+    return std::nullopt;
+  auto hit = cached->cache().find(ctx.tid(), subscription_id{id});
+  if (!hit)
+    return std::nullopt;
+  if (hit->view)
+    return http_response{200, "application/json", *hit->view, {}};
+  auto st = read_row(*hit->row);
+  if (!st)
+    return error_response(st.error());
+  auto res = json_response(200, subscription_view(*st));
+  cached->cache().set_view(ctx.tid(), hit->row,
+                           std::make_shared<const std::string>(res.body));
+  return res;
+}
+
 http_response get_subscription(services& s, request_context& ctx) {
   const auto& id = ctx.param("id");
   if (!is_valid_id(id))
     return not_found(id);
-  auto row = s.db.get_subscription(ctx.tid(), subscription_id{id});
+  const subscription_id sid{id};
+  if (auto res = get_subscription_cached(s, ctx))
+    return std::move(*res);
+  auto row = s.db.get_subscription(ctx.tid(), sid); // fills the cache
   if (!row)
     return row.code() == errc::not_found ? not_found(id)
                                          : error_response(row.error());
@@ -246,7 +276,10 @@ http_response lifecycle(services& s, request_context& ctx,
     return problem(in.error());
   const subscription_id sid{id};
   // The engine says not_found for a subscription that does not exist; a
-  // read first tells it apart from an unknown plan.
+  // read first tells it apart from an unknown plan, and keeps unknown ids
+  // from spawning actors. In recurd it is answered by the read-model cache
+  // (subscription_cache.hpp): no PostgreSQL round trip once the
+  // subscription has been read or written.
   auto row = s.db.get_subscription(ctx.tid(), sid);
   if (!row)
     return row.code() == errc::not_found ? not_found(id)
@@ -356,6 +389,9 @@ void add_subscription_routes(router& r, services& s) {
               route_doc{"one subscription", nullptr, subscription_schema(),
                         200, {}, "application/json"},
               true, nullptr});
+  r.set_fast("GET", "/v1/subscriptions/{id}", [sp](request_context& ctx) {
+    return get_subscription_cached(*sp, ctx);
+  });
   r.add(route{"GET", "/v1/subscriptions/{id}/events", auth_kind::tenant,
               [sp](request_context& ctx) { return list_events(*sp, ctx); },
               route_doc{"a subscription's events, oldest first", nullptr,
