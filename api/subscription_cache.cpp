@@ -34,6 +34,7 @@ struct subscription_cache::shard {
   mutable std::mutex mutex;
   std::unordered_map<std::string, entry> entries;
   std::size_t capacity = 1;
+  std::uint64_t writes = 0; // commits and failed commits seen (fill tokens)
 
   // Makes room for one more key (bounded memory): drops an arbitrary entry.
   void make_room() {
@@ -75,6 +76,7 @@ void subscription_cache::committed(const tenant_id& t,
   auto fresh = std::make_shared<const subscription_row>(row);
   auto& s = shard_for(key);
   std::lock_guard lock{s.mutex};
+  ++s.writes;
   auto it = s.entries.find(key);
   if (it == s.entries.end()) {
     s.make_room();
@@ -87,11 +89,21 @@ void subscription_cache::committed(const tenant_id& t,
   e = entry{std::move(fresh), nullptr, 0};
 }
 
+std::uint64_t subscription_cache::fill_token(const tenant_id& t,
+                                            const subscription_id& id) const {
+  auto& s = shard_for(cache_key(t, id));
+  std::lock_guard lock{s.mutex};
+  return s.writes;
+}
+
 void subscription_cache::filled(const tenant_id& t,
-                                const subscription_row& row) {
+                                const subscription_row& row,
+                                std::uint64_t token) {
   auto key = cache_key(t, row.id);
   auto& s = shard_for(key);
   std::lock_guard lock{s.mutex};
+  if (s.writes != token)
+    return; // a commit raced with the read: the row may be older
   auto it = s.entries.find(key);
   if (it == s.entries.end()) {
     s.make_room();
@@ -110,6 +122,7 @@ void subscription_cache::failed(const tenant_id& t,
   auto key = cache_key(t, row.id);
   auto& s = shard_for(key);
   std::lock_guard lock{s.mutex};
+  ++s.writes;
   auto it = s.entries.find(key);
   if (it == s.entries.end()) {
     s.make_room();
@@ -174,9 +187,10 @@ result<subscription_row>
 caching_store::get_subscription(const tenant_id& t, const subscription_id& s) {
   if (auto hit = cache_.find(t, s))
     return *hit->row;
+  const auto token = cache_.fill_token(t, s);
   auto row = forwarding_store::get_subscription(t, s);
   if (row)
-    cache_.filled(t, *row);
+    cache_.filled(t, *row, token);
   return row;
 }
 

@@ -50,11 +50,18 @@ public:
   /// equal version, and any entry a failed commit made unknown.
   void committed(const tenant_id& t, const subscription_row& row);
 
-  /// A row read from the store (filled on a miss): enters only when nothing
-  /// is cached, or when an unknown entry's row is at least as new as the
-  /// failed commit would have made it. Never replaces a known entry, so a
-  /// read that raced with a commit cannot bring an older version back.
-  void filled(const tenant_id& t, const subscription_row& row);
+  /// Taken before a store read that may fill a miss: it changes whenever a
+  /// commit (or failed commit) touches the shard of (t, id).
+  std::uint64_t fill_token(const tenant_id& t, const subscription_id& id) const;
+
+  /// A row read from the store (filled on a miss), `token` taken before the
+  /// read: enters only when no commit touched the shard since the token
+  /// (a commit that raced with the read, even one whose entry was evicted
+  /// meanwhile, could be newer than the row read), and then only when
+  /// nothing is cached, or when an unknown entry's row is at least as new
+  /// as the failed commit would have made it. Never replaces a known entry.
+  void filled(const tenant_id& t, const subscription_row& row,
+              std::uint64_t token);
 
   /// A commit that would have written `row` failed (its outcome may be
   /// unknown): until a commit or a store read of at least that version, the

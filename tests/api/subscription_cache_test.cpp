@@ -78,8 +78,26 @@ TEST(subscription_cache, a_newer_commit_replaces_and_an_older_one_observed_late_
 TEST(subscription_cache, a_store_read_never_replaces_a_known_row) {
   subscription_cache cache{16};
   cache.committed(acme, row("sub_1", 5));
-  cache.filled(acme, row("sub_1", 4)); // read before the commit, seen after
-  cache.filled(acme, row("sub_1", 6)); // only commits move a known row
+  const auto token = cache.fill_token(acme, subscription_id{"sub_1"});
+  cache.filled(acme, row("sub_1", 4), token); // read before, seen after
+  cache.filled(acme, row("sub_1", 6), token); // only commits move a known row
+  EXPECT_EQ(cache.find(acme, subscription_id{"sub_1"})->row->version, 5);
+}
+
+TEST(subscription_cache, a_read_that_raced_with_a_commit_does_not_enter_even_when_the_commit_was_evicted) {
+  subscription_cache cache{1}; // one entry: the next commit evicts it
+  const auto token = cache.fill_token(acme, subscription_id{"sub_1"});
+  // The store read of sub_1 (version 4) is in flight while version 5 of
+  // sub_1 commits and is then evicted by another subscription's commit.
+  cache.committed(acme, row("sub_1", 5));
+  cache.committed(acme, row("sub_2", 1));
+  ASSERT_FALSE(cache.find(acme, subscription_id{"sub_1"}));
+  cache.filled(acme, row("sub_1", 4), token);
+  EXPECT_FALSE(cache.find(acme, subscription_id{"sub_1"}))
+    << "a row older than a commit already answered entered the cache";
+  // A read started after the commits fills the miss.
+  cache.filled(acme, row("sub_1", 5),
+               cache.fill_token(acme, subscription_id{"sub_1"}));
   EXPECT_EQ(cache.find(acme, subscription_id{"sub_1"})->row->version, 5);
 }
 
@@ -96,8 +114,10 @@ TEST(subscription_cache, stays_within_its_bound) {
   EXPECT_LE(cache.size(), 64u);
   EXPECT_GT(cache.size(), 0u);
   subscription_cache tiny{3};
-  for (int i = 0; i < 10; ++i)
-    tiny.filled(acme, row("sub_" + std::to_string(i), 1));
+  for (int i = 0; i < 10; ++i) {
+    const subscription_id id{"sub_" + std::to_string(i)};
+    tiny.filled(acme, row(id.value, 1), tiny.fill_token(acme, id));
+  }
   EXPECT_LE(tiny.size(), 3u);
 }
 
