@@ -205,7 +205,9 @@ int run(const api::options& opts) {
                                        + db_target + "): " + db.error().detail);
   pg_store_config store_config;
   store_config.conninfo = opts.db_conninfo;
-  store_config.pool_size = opts.db_pool;
+  // Reads and API writes get db_pool connections; each group-commit lane
+  // holds one more while it commits.
+  store_config.pool_size = opts.db_pool + opts.db_lanes;
   auto store = open_pg_store(store_config);
   if (!store)
     return store.code() == errc::invalid_argument
@@ -253,6 +255,7 @@ int run(const api::options& opts) {
   orch_config.db = live_store.get();
   orch_config.clk = &clock;
   orch_config.gateway = &gateway;
+  orch_config.writer.group.lanes = opts.db_lanes;
   orch_config.env_for = [&envs](const tenant_id& t) { return envs.env_for(t); };
   orch_config.clock_for = [&clocks](const tenant_id& t) {
     return clocks.clock_for(t);
@@ -323,11 +326,12 @@ int run(const api::options& opts) {
   (*pump)->start();
   spdlog::info("event=recurd_started version={} listen={} db=ok "
                "db_target=\"{}\" threads={} routes={} admin_key={} kafka={} "
-               "rate_limit_per_s={} rate_burst={} db_pool={} started_at={}",
+               "rate_limit_per_s={} rate_burst={} db_pool={} db_lanes={} "
+               "started_at={}",
                RECUR_VERSION, format_listen(opts.listen), db_target,
                config.threads, app.routes().routes().size(),
                opts.admin_key.empty() ? "unset" : "set", kafka_text(opts.kafka),
-               opts.rate_limit_per_s, opts.rate_burst, opts.db_pool,
+               opts.rate_limit_per_s, opts.rate_burst, opts.db_pool, opts.db_lanes,
                format_iso8601(clock.now()));
   if (opts.admin_key.empty())
     spdlog::warn("event=admin_key_unset detail=\"POST /v1/tenants answers "

@@ -31,6 +31,7 @@ struct raw_values {
   std::optional<std::string> rate_burst;
   std::optional<std::string> http_threads;
   std::optional<std::string> db_pool;
+  std::optional<std::string> db_lanes;
 };
 
 // The flags that take a value, each with its environment variable (empty:
@@ -54,9 +55,12 @@ constexpr value_flag http_threads_flag{"--http-threads", "RECUR_HTTP_THREADS",
                                        &raw_values::http_threads};
 constexpr value_flag db_pool_flag{"--db-pool", "RECUR_DB_POOL",
                                   &raw_values::db_pool};
+constexpr value_flag db_lanes_flag{"--db-lanes", "RECUR_DB_LANES",
+                                   &raw_values::db_lanes};
 constexpr std::array value_flags{db_flag,         listen_flag,  kafka_flag,
                                  admin_file_flag, rate_flag,    burst_flag,
-                                 http_threads_flag, db_pool_flag};
+                                 http_threads_flag, db_pool_flag,
+                                 db_lanes_flag};
 
 status take_value(const value_flag& flag, std::string value, raw_values& out) {
   if (value.empty())
@@ -206,6 +210,12 @@ status apply_optional(const raw_values& raw, const env_lookup& env,
       return bad(v.where + n.error().detail);
     opts.db_pool = static_cast<std::size_t>(*n);
   }
+  if (auto v = resolve(db_lanes_flag, raw, env); v.value) {
+    auto n = parse_count(*v.value, 1, max_db_lanes);
+    if (!n)
+      return bad(v.where + n.error().detail);
+    opts.db_lanes = static_cast<std::size_t>(*n);
+  }
   if (raw.admin_key_file) {
     opts.admin_key_file = *raw.admin_key_file;
   } else if (auto key = from_env(env, "RECUR_ADMIN_KEY")) {
@@ -311,7 +321,7 @@ std::string usage() {
          "<embedded|none|host:port>]\n"
          "              [--admin-key-file <path>] [--rate-limit <n>] "
          "[--rate-burst <n>]\n"
-         "              [--http-threads <n>] [--db-pool <n>]\n"
+         "              [--http-threads <n>] [--db-pool <n>] [--db-lanes <n>]\n"
          "\n"
          "Recur's server: the billing API over HTTP (see GET /openapi.json),\n"
          "/healthz, /readyz and /metrics.\n"
@@ -346,9 +356,15 @@ std::string usage() {
          "commands block one\n"
          "                          until durably committed (1..1024)\n"
          "                          env RECUR_HTTP_THREADS; default 64\n"
-         "  --db-pool <n>           PostgreSQL connections for reads and "
-         "commits (1..64)\n"
+         "  --db-pool <n>           PostgreSQL connections for reads and API "
+         "writes (1..64),\n"
+         "                          besides one per --db-lanes\n"
          "                          env RECUR_DB_POOL; default 4\n"
+         "  --db-lanes <n>          group-commit writers, each on its own "
+         "connection;\n"
+         "                          a subscription's commits stay on one "
+         "(1..16)\n"
+         "                          env RECUR_DB_LANES; default 1\n"
          "  --version               print the version and exit\n"
          "  -h, --help              print this help and exit\n"
          "\n"

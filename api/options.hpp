@@ -45,6 +45,9 @@ struct options {
   std::size_t http_threads = 64;
   /// --db-pool / RECUR_DB_POOL: PostgreSQL working connections.
   std::size_t db_pool = 4;
+  /// --db-lanes / RECUR_DB_LANES: group-commit writer threads, each with its
+  /// own connection; a subscription's units always go to the same one.
+  std::size_t db_lanes = 1;
   bool show_help = false;
   bool show_version = false;
 };
@@ -54,6 +57,7 @@ inline constexpr std::size_t max_admin_key_bytes = 1024;
 inline constexpr std::int64_t max_rate_per_s = 1'000'000;
 inline constexpr std::int64_t max_http_threads = 1024;
 inline constexpr std::int64_t max_db_pool = 64;
+inline constexpr std::int64_t max_db_lanes = 16;
 
 /// Reads one environment variable; std::nullopt when unset.
 using env_lookup = std::function<std::optional<std::string>(std::string_view)>;

@@ -31,6 +31,17 @@ TEST(serving_options, http_threads_and_db_pool_have_defaults) {
   ASSERT_TRUE(opts);
   EXPECT_EQ(opts->http_threads, 64u);
   EXPECT_EQ(opts->db_pool, 4u);
+  EXPECT_EQ(opts->db_lanes, 1u);
+}
+
+TEST(serving_options, db_lanes_comes_from_its_flag_or_environment_variable) {
+  auto opts = parse({"--db", "dbname=x", "--db-lanes", "3"},
+                    {{"RECUR_DB_LANES", "2"}});
+  ASSERT_TRUE(opts);
+  EXPECT_EQ(opts->db_lanes, 3u);
+  auto from_env = parse({"--db", "dbname=x"}, {{"RECUR_DB_LANES", "2"}});
+  ASSERT_TRUE(from_env);
+  EXPECT_EQ(from_env->db_lanes, 2u);
 }
 
 TEST(serving_options, a_flag_wins_over_its_environment_variable) {
@@ -53,7 +64,9 @@ TEST(serving_options, out_of_range_values_are_refused_naming_the_option) {
          {{"--db", "x", "--http-threads", "1025"}, "--http-threads"},
          {{"--db", "x", "--http-threads", "many"}, "--http-threads"},
          {{"--db", "x", "--db-pool", "0"}, "--db-pool"},
-         {{"--db", "x", "--db-pool", "65"}, "--db-pool"}}) {
+         {{"--db", "x", "--db-pool", "65"}, "--db-pool"},
+         {{"--db", "x", "--db-lanes", "0"}, "--db-lanes"},
+         {{"--db", "x", "--db-lanes", "17"}, "--db-lanes"}}) {
     auto opts = parse(args);
     ASSERT_FALSE(opts) << name;
     EXPECT_EQ(opts.code(), errc::invalid_argument);
