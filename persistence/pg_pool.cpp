@@ -100,10 +100,15 @@ array_builder& array_builder::add(std::string_view text) {
   // Double-quoted elements need only " and \ escaped; anything else,
   // including commas, braces and newlines, is literal inside the quotes.
   out_.push_back('"');
-  for (const char c : text) {
-    if (c == '"' || c == '\\')
-      out_.push_back('\\');
-    out_.push_back(c);
+  // Runs without a character to escape are appended whole.
+  while (!text.empty()) {
+    const auto special = text.find_first_of("\"\\");
+    out_.append(text.substr(0, special));
+    if (special == std::string_view::npos)
+      break;
+    out_.push_back('\\');
+    out_.push_back(text[special]);
+    text.remove_prefix(special + 1);
   }
   out_.push_back('"');
   return *this;

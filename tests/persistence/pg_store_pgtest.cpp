@@ -17,6 +17,7 @@
 
 #include "persistence/group_commit.hpp"
 #include "persistence/pg_commit.hpp"
+#include "persistence/pg_detail.hpp"
 #include "persistence/pg_migrations.hpp"
 #include "persistence/pg_store.hpp"
 #include "tests/persistence/pg_testdb.hpp"
@@ -803,6 +804,44 @@ TEST_F(batches, the_batch_settings_make_an_update_probe_by_key) {
             std::string::npos)
     << in_a_batch;
   EXPECT_EQ(in_a_batch.find("Seq Scan"), std::string::npos) << in_a_batch;
+}
+
+} // namespace
+
+namespace {
+
+// The batch statements carry each column as one text[] literal built by
+// pg::array_builder: every string must come back from the server unchanged,
+// whatever quotes, backslashes, braces, commas and newlines it holds.
+TEST(pg_array_literal, strings_round_trip_through_the_server_unchanged) {
+  auto db = scratch_db::create();
+  ASSERT_TRUE(db);
+  const std::vector<std::string> values{
+    "",
+    "plain",
+    R"({"detail":{"a":"b\"c"},"state":"x\\y"})",
+    "\"",
+    "\\",
+    "\\\"",
+    "ends with backslash \\",
+    "{a,b}",
+    "NULL",
+    "line\nbreak\ttab, comma",
+    std::string(5000, '"') + "tail",
+    "ünïcødé ✓"};
+  pg::array_builder b;
+  for (const auto& v : values)
+    b.add(v);
+  pqxx::connection c{db->conninfo()};
+  pqxx::work w{c};
+  const auto rows = w.exec_params(
+    "SELECT x FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n",
+    b.take());
+  ASSERT_EQ(rows.size(), values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    ASSERT_FALSE(rows[i][0].is_null()) << i;
+    EXPECT_EQ(rows[i][0].as<std::string>(), values[i]) << i;
+  }
 }
 
 } // namespace
