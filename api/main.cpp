@@ -222,8 +222,13 @@ int run(const api::options& opts) {
   // (actor commits, group commits, API commands) goes through `cached`: the
   // orchestrator's store and the app's are both built on it. Another process
   // writing the same subscriptions would need this cache turned off.
-  api::subscription_cache subscription_cache;
-  api::caching_store cached{**store, subscription_cache};
+  // --read-cache 0 turns it off (every read goes to PostgreSQL).
+  api::subscription_cache subscription_cache{
+    std::max<std::size_t>(1, opts.read_cache_entries)};
+  api::caching_store caching{**store, subscription_cache};
+  ::recur::store& cached = opts.read_cache_entries > 0
+                              ? static_cast<::recur::store&>(caching)
+                              : **store;
   api::tenant_envs envs{**store};
   api::test_clocks clocks{**store, clock};
   auto live_store = api::make_live_timers_store(cached);
@@ -327,11 +332,12 @@ int run(const api::options& opts) {
   spdlog::info("event=recurd_started version={} listen={} db=ok "
                "db_target=\"{}\" threads={} routes={} admin_key={} kafka={} "
                "rate_limit_per_s={} rate_burst={} db_pool={} db_lanes={} "
-               "started_at={}",
+               "read_cache={} started_at={}",
                RECUR_VERSION, format_listen(opts.listen), db_target,
                config.threads, app.routes().routes().size(),
                opts.admin_key.empty() ? "unset" : "set", kafka_text(opts.kafka),
                opts.rate_limit_per_s, opts.rate_burst, opts.db_pool, opts.db_lanes,
+               opts.read_cache_entries,
                format_iso8601(clock.now()));
   if (opts.admin_key.empty())
     spdlog::warn("event=admin_key_unset detail=\"POST /v1/tenants answers "

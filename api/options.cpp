@@ -32,6 +32,7 @@ struct raw_values {
   std::optional<std::string> http_threads;
   std::optional<std::string> db_pool;
   std::optional<std::string> db_lanes;
+  std::optional<std::string> read_cache;
 };
 
 // The flags that take a value, each with its environment variable (empty:
@@ -57,10 +58,12 @@ constexpr value_flag db_pool_flag{"--db-pool", "RECUR_DB_POOL",
                                   &raw_values::db_pool};
 constexpr value_flag db_lanes_flag{"--db-lanes", "RECUR_DB_LANES",
                                    &raw_values::db_lanes};
+constexpr value_flag read_cache_flag{"--read-cache", "RECUR_READ_CACHE",
+                                     &raw_values::read_cache};
 constexpr std::array value_flags{db_flag,         listen_flag,  kafka_flag,
                                  admin_file_flag, rate_flag,    burst_flag,
                                  http_threads_flag, db_pool_flag,
-                                 db_lanes_flag};
+                                 db_lanes_flag, read_cache_flag};
 
 status take_value(const value_flag& flag, std::string value, raw_values& out) {
   if (value.empty())
@@ -216,6 +219,12 @@ status apply_optional(const raw_values& raw, const env_lookup& env,
       return bad(v.where + n.error().detail);
     opts.db_lanes = static_cast<std::size_t>(*n);
   }
+  if (auto v = resolve(read_cache_flag, raw, env); v.value) {
+    auto n = parse_count(*v.value, 0, max_read_cache_entries);
+    if (!n)
+      return bad(v.where + n.error().detail);
+    opts.read_cache_entries = static_cast<std::size_t>(*n);
+  }
   if (raw.admin_key_file) {
     opts.admin_key_file = *raw.admin_key_file;
   } else if (auto key = from_env(env, "RECUR_ADMIN_KEY")) {
@@ -322,6 +331,7 @@ std::string usage() {
          "              [--admin-key-file <path>] [--rate-limit <n>] "
          "[--rate-burst <n>]\n"
          "              [--http-threads <n>] [--db-pool <n>] [--db-lanes <n>]\n"
+         "              [--read-cache <n>]\n"
          "\n"
          "Recur's server: the billing API over HTTP (see GET /openapi.json),\n"
          "/healthz, /readyz and /metrics.\n"
@@ -365,6 +375,11 @@ std::string usage() {
          "                          a subscription's commits stay on one "
          "(1..16)\n"
          "                          env RECUR_DB_LANES; default 1\n"
+         "  --read-cache <n>        subscriptions kept in memory for reads "
+         "(0..16777216);\n"
+         "                          0 = off, needed if another process "
+         "writes the database\n"
+         "                          env RECUR_READ_CACHE; default 65536\n"
          "  --version               print the version and exit\n"
          "  -h, --help              print this help and exit\n"
          "\n"

@@ -48,6 +48,11 @@ struct options {
   /// --db-lanes / RECUR_DB_LANES: group-commit writer threads, each with its
   /// own connection; a subscription's units always go to the same one.
   std::size_t db_lanes = 1;
+  /// --read-cache / RECUR_READ_CACHE: subscriptions whose read model recurd
+  /// keeps in memory for GETs and command pre-reads (about 2 KiB each when
+  /// rendered); 0 turns the cache off, as a second process writing the same
+  /// database requires (api/subscription_cache.hpp).
+  std::size_t read_cache_entries = 65'536;
   bool show_help = false;
   bool show_version = false;
 };
@@ -58,6 +63,7 @@ inline constexpr std::int64_t max_rate_per_s = 1'000'000;
 inline constexpr std::int64_t max_http_threads = 1024;
 inline constexpr std::int64_t max_db_pool = 64;
 inline constexpr std::int64_t max_db_lanes = 16;
+inline constexpr std::int64_t max_read_cache_entries = 16'777'216;
 
 /// Reads one environment variable; std::nullopt when unset.
 using env_lookup = std::function<std::optional<std::string>(std::string_view)>;

@@ -32,6 +32,16 @@ TEST(serving_options, http_threads_and_db_pool_have_defaults) {
   EXPECT_EQ(opts->http_threads, 64u);
   EXPECT_EQ(opts->db_pool, 4u);
   EXPECT_EQ(opts->db_lanes, 1u);
+  EXPECT_EQ(opts->read_cache_entries, 65'536u);
+}
+
+TEST(serving_options, the_read_cache_can_be_sized_or_turned_off) {
+  auto off = parse({"--db", "dbname=x", "--read-cache", "0"});
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->read_cache_entries, 0u);
+  auto from_env = parse({"--db", "dbname=x"}, {{"RECUR_READ_CACHE", "1000"}});
+  ASSERT_TRUE(from_env);
+  EXPECT_EQ(from_env->read_cache_entries, 1000u);
 }
 
 TEST(serving_options, db_lanes_comes_from_its_flag_or_environment_variable) {
@@ -66,7 +76,9 @@ TEST(serving_options, out_of_range_values_are_refused_naming_the_option) {
          {{"--db", "x", "--db-pool", "0"}, "--db-pool"},
          {{"--db", "x", "--db-pool", "65"}, "--db-pool"},
          {{"--db", "x", "--db-lanes", "0"}, "--db-lanes"},
-         {{"--db", "x", "--db-lanes", "17"}, "--db-lanes"}}) {
+         {{"--db", "x", "--db-lanes", "17"}, "--db-lanes"},
+         {{"--db", "x", "--read-cache", "-1"}, "--read-cache"},
+         {{"--db", "x", "--read-cache", "16777217"}, "--read-cache"}}) {
     auto opts = parse(args);
     ASSERT_FALSE(opts) << name;
     EXPECT_EQ(opts.code(), errc::invalid_argument);

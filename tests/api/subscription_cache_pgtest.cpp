@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "tests/api/recurd_process.hpp"
 #include "tests/persistence/pg_testdb.hpp"
@@ -30,14 +31,55 @@ protected:
   void SetUp() override {
     db_ = pgtest::scratch_db::create();
     ASSERT_NE(db_, nullptr) << pgtest::missing_db_message();
+  }
+
+  void start(std::vector<std::string> extra = {}) {
     ASSERT_TRUE(spawn_listening(
       RECURD_PATH,
-      [this](std::uint16_t p) {
-        return std::vector<std::string>{"--db", db_->conninfo(), "--kafka",
-                                        "none", "--listen",
-                                        "127.0.0.1:" + std::to_string(p)};
+      [this, &extra](std::uint16_t p) {
+        std::vector<std::string> args{"--db", db_->conninfo(), "--kafka",
+                                      "none", "--listen",
+                                      "127.0.0.1:" + std::to_string(p)};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
       },
       {{"RECUR_ADMIN_KEY", admin_key}}, server_, port_));
+  }
+
+  // A tenant with one active subscription sub_1 (its first invoice paid).
+  void active_subscription() {
+    key_ = ok("POST", "/v1/tenants", R"({"name":"Cache"})", 201)["api_key"]
+             .get<std::string>();
+    ok("POST", "/v1/plans",
+       R"({"id":"basic","currency":"USD","interval":{"unit":"month","count":1},
+           "trial_days":0,"base":{"kind":"flat","flat_amount":1000}})",
+       201);
+    ok("POST", "/v1/customers",
+       R"({"id":"cus_1","email":"a@b.io","name":"A","payment_method":"pm_card_visa","currency":"USD"})",
+       201);
+    ok("POST", "/v1/subscriptions",
+       R"({"id":"sub_1","customer":"cus_1","plan":"basic"})", 201);
+    const auto deadline = steady::now() + 10s;
+    while (steady::now() < deadline) {
+      auto s = ok("GET", "/v1/subscriptions/sub_1");
+      if (s["status"] == "active" && s["live_sagas"].empty())
+        return;
+      std::this_thread::sleep_for(10ms);
+    }
+    ADD_FAILURE() << "sub_1 did not become active";
+  }
+
+  // Another writer of the database (a superuser session, not recurd)
+  // changes sub_1's read-model row to paused.
+  void pause_behind_recurds_back() {
+    pqxx::connection c{db_->conninfo()};
+    pqxx::work w{c};
+    const auto r = w.exec(
+      "UPDATE subscriptions SET status = 'paused', data_json = "
+      "replace(data_json, '\"status\":\"active\"', '\"status\":\"paused\"') "
+      "WHERE subscription_id = 'sub_1'");
+    w.commit();
+    ASSERT_EQ(r.affected_rows(), 1u);
   }
 
   void TearDown() override {
@@ -64,6 +106,7 @@ protected:
 
 TEST_F(subscription_cache_pg,
        a_get_after_each_command_shows_that_commands_result) {
+  start();
   key_ = ok("POST", "/v1/tenants", R"({"name":"Cache"})", 201)["api_key"]
            .get<std::string>();
   ok("POST", "/v1/plans",
@@ -137,6 +180,24 @@ TEST_F(subscription_cache_pg,
                     other.json()["api_key"].get<std::string>())
               .status,
             404u);
+}
+
+TEST_F(subscription_cache_pg,
+       with_the_read_cache_off_a_change_by_another_writer_is_seen_at_once) {
+  start({"--read-cache", "0"});
+  active_subscription();
+  pause_behind_recurds_back();
+  EXPECT_EQ(ok("GET", "/v1/subscriptions/sub_1")["status"], "paused");
+}
+
+// The documented limit of the cache (README, "Serving path"): it is right
+// only while recurd is the database's only writer.
+TEST_F(subscription_cache_pg,
+       with_the_read_cache_on_a_change_by_another_writer_is_not_seen) {
+  start();
+  active_subscription();
+  pause_behind_recurds_back();
+  EXPECT_EQ(ok("GET", "/v1/subscriptions/sub_1")["status"], "active");
 }
 
 } // namespace
