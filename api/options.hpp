@@ -49,8 +49,8 @@ struct options {
   /// own connection; a subscription's units always go to the same one.
   std::size_t db_lanes = 1;
   /// --read-cache / RECUR_READ_CACHE: subscriptions whose read model recurd
-  /// keeps in memory for GETs and command pre-reads (about 2 KiB each when
-  /// rendered); 0 turns the cache off, as a second process writing the same
+  /// keeps in memory for GETs and command pre-reads (the row and its rendered
+  /// body, ~1.5 KiB for a typical subscription); 0 turns the cache off, as a second process writing the same
   /// database requires (api/subscription_cache.hpp).
   std::size_t read_cache_entries = 65'536;
   bool show_help = false;
