@@ -50,8 +50,9 @@ struct options {
   std::size_t db_lanes = 1;
   /// --read-cache / RECUR_READ_CACHE: subscriptions whose read model recurd
   /// keeps in memory for GETs and command pre-reads (the row and its rendered
-  /// body, ~1.5 KiB for a typical subscription); 0 turns the cache off, as a second process writing the same
-  /// database requires (api/subscription_cache.hpp).
+  /// body, ~1.5 KiB for a typical subscription); 0 turns the cache off, as
+  /// a second process writing the same database requires
+  /// (api/subscription_cache.hpp).
   std::size_t read_cache_entries = 65'536;
   bool show_help = false;
   bool show_version = false;
