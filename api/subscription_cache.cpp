@@ -36,10 +36,15 @@ struct subscription_cache::shard {
   std::size_t capacity = 1;
   std::uint64_t writes = 0; // commits and failed commits seen (fill tokens)
 
-  // Makes room for one more key (bounded memory): drops an arbitrary entry.
-  void make_room() {
+  // The entry for key, made empty (no row, floor 0) if there is none.
+  // Making one first makes room (bounded memory): drops an arbitrary entry
+  // when the shard is full.
+  entry& slot(std::string key) {
+    if (auto it = entries.find(key); it != entries.end())
+      return it->second;
     if (entries.size() >= capacity && !entries.empty())
       entries.erase(entries.begin());
+    return entries.emplace(std::move(key), entry{}).first->second;
   }
 };
 
@@ -77,13 +82,7 @@ void subscription_cache::committed(const tenant_id& t,
   auto& s = shard_for(key);
   std::lock_guard lock{s.mutex};
   ++s.writes;
-  auto it = s.entries.find(key);
-  if (it == s.entries.end()) {
-    s.make_room();
-    s.entries.emplace(std::move(key), entry{std::move(fresh), nullptr, 0});
-    return;
-  }
-  auto& e = it->second;
+  auto& e = s.slot(std::move(key));
   if (e.row != nullptr && e.row->version > row.version)
     return; // an older commit observed late: the newer one stays
   e = entry{std::move(fresh), nullptr, 0};
@@ -104,15 +103,7 @@ void subscription_cache::filled(const tenant_id& t,
   std::lock_guard lock{s.mutex};
   if (s.writes != token)
     return; // a commit raced with the read: the row may be older
-  auto it = s.entries.find(key);
-  if (it == s.entries.end()) {
-    s.make_room();
-    s.entries.emplace(
-      std::move(key),
-      entry{std::make_shared<const subscription_row>(row), nullptr, 0});
-    return;
-  }
-  auto& e = it->second;
+  auto& e = s.slot(std::move(key)); // a new one is empty: the read fills it
   if (e.row == nullptr && row.version >= e.floor)
     e = entry{std::make_shared<const subscription_row>(row), nullptr, 0};
 }
@@ -123,13 +114,7 @@ void subscription_cache::failed(const tenant_id& t,
   auto& s = shard_for(key);
   std::lock_guard lock{s.mutex};
   ++s.writes;
-  auto it = s.entries.find(key);
-  if (it == s.entries.end()) {
-    s.make_room();
-    s.entries.emplace(std::move(key), entry{nullptr, nullptr, row.version});
-    return;
-  }
-  auto& e = it->second;
+  auto& e = s.slot(std::move(key));
   const std::int64_t known = e.row != nullptr ? e.row->version : e.floor;
   e = entry{nullptr, nullptr, std::max(known, row.version)};
 }

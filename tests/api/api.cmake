@@ -97,11 +97,9 @@ target_compile_definitions(gateway_sim_pgtest PRIVATE
 # The subscription read-model cache behind GET /v1/subscriptions/{id}
 # (api/subscription_cache.hpp): unit (newest wins, bounded, miss → store,
 # failed commits) and over real HTTP against a spawned recurd (pg).
-# The serving options (--http-threads, --db-pool) share the unit target.
 recur_test(api_serving_test LABEL unit
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/subscription_cache_test.cpp
-    ${CMAKE_CURRENT_LIST_DIR}/serving_options_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/http_server_fast_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/app_fast_test.cpp
   DEPS recur::api recur::persistence nlohmann_json::nlohmann_json

@@ -46,8 +46,8 @@ protected:
       {{"RECUR_ADMIN_KEY", admin_key}}, server_, port_));
   }
 
-  // A tenant with one active subscription sub_1 (its first invoice paid).
-  void active_subscription() {
+  // A tenant (its key in key_) with plan basic and customer cus_1.
+  void tenant_plan_customer() {
     key_ = ok("POST", "/v1/tenants", R"({"name":"Cache"})", 201)["api_key"]
              .get<std::string>();
     ok("POST", "/v1/plans",
@@ -57,6 +57,11 @@ protected:
     ok("POST", "/v1/customers",
        R"({"id":"cus_1","email":"a@b.io","name":"A","payment_method":"pm_card_visa","currency":"USD"})",
        201);
+  }
+
+  // A tenant with one active subscription sub_1 (its first invoice paid).
+  void active_subscription() {
+    tenant_plan_customer();
     ok("POST", "/v1/subscriptions",
        R"({"id":"sub_1","customer":"cus_1","plan":"basic"})", 201);
     const auto deadline = steady::now() + 10s;
@@ -107,15 +112,7 @@ protected:
 TEST_F(subscription_cache_pg,
        a_get_after_each_command_shows_that_commands_result) {
   start();
-  key_ = ok("POST", "/v1/tenants", R"({"name":"Cache"})", 201)["api_key"]
-           .get<std::string>();
-  ok("POST", "/v1/plans",
-     R"({"id":"basic","currency":"USD","interval":{"unit":"month","count":1},
-         "trial_days":0,"base":{"kind":"flat","flat_amount":1000}})",
-     201);
-  ok("POST", "/v1/customers",
-     R"({"id":"cus_1","email":"a@b.io","name":"A","payment_method":"pm_card_visa","currency":"USD"})",
-     201);
+  tenant_plan_customer();
   EXPECT_EQ(request(port_, "GET", "/v1/subscriptions/sub_1", key_).status,
             404u);
   ok("POST", "/v1/subscriptions",
