@@ -99,18 +99,25 @@ array_builder& array_builder::add(std::string_view text) {
   separate();
   // Double-quoted elements need only " and \ escaped; anything else,
   // including commas, braces and newlines, is literal inside the quotes.
-  out_.push_back('"');
-  // Runs without a character to escape are appended whole.
-  while (!text.empty()) {
-    const auto special = text.find_first_of("\"\\");
-    out_.append(text.substr(0, special));
-    if (special == std::string_view::npos)
-      break;
-    out_.push_back('\\');
-    out_.push_back(text[special]);
-    text.remove_prefix(special + 1);
+  // JSON is full of quotes: count them first, then write the element once
+  // into its exact room (no append per run between quotes).
+  std::size_t specials = 0;
+  for (const char c : text)
+    specials += static_cast<std::size_t>(c == '"' || c == '\\');
+  const std::size_t at = out_.size();
+  out_.resize(at + text.size() + specials + 2);
+  char* p = out_.data() + at;
+  *p++ = '"';
+  if (specials == 0) {
+    p = std::copy(text.begin(), text.end(), p);
+  } else {
+    for (const char c : text) {
+      if (c == '"' || c == '\\')
+        *p++ = '\\';
+      *p++ = c;
+    }
   }
-  out_.push_back('"');
+  *p = '"';
   return *this;
 }
 
