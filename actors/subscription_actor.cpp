@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/allocator.hpp"
 #include "actors/gateway_actor_impl.hpp"
 #include "actors/store_writer_impl.hpp"
 #include "actors/subscription_actor_impl.hpp"
@@ -431,6 +432,10 @@ struct registry_state {
   std::uint32_t tick = 0;
   bool sweep_armed = false;
   std::size_t sweep_bucket = 0; // next bucket of the walk under way
+  /// Actors stopped since the allocator last handed free memory back: the
+  /// next sweep tick does (their memory is freed as they stop, after the
+  /// registry let go of them), so RSS follows passivation.
+  std::size_t stopped_since_release = 0;
   static inline const char* name = "subscription-registry";
 
   ~registry_state() {
@@ -461,7 +466,8 @@ std::chrono::milliseconds sweep_period(const runtime_context* ctx) {
 
 void arm_sweep(registry_actor* self) {
   auto& st = self->state;
-  if (st.ctx->idle_passivation_ms <= 0 || st.sweep_armed || st.actors.empty())
+  if (st.ctx->idle_passivation_ms <= 0 || st.sweep_armed
+      || (st.actors.empty() && st.stopped_since_release == 0))
     return;
   st.sweep_armed = true;
   self->delayed_send(self, sweep_period(st.ctx), sweep_atom::value);
@@ -553,6 +559,12 @@ caf::behavior registry(registry_actor* self, const runtime_context* ctx,
       self->delegate(e.actor, a, std::move(t));
     },
     [self](sweep_atom) {
+      if (auto& stopped = self->state.stopped_since_release; stopped > 0) {
+        release_free_memory();
+        spdlog::debug("event=memory_released allocator={} passivated={}",
+                      allocator_name(), stopped);
+        stopped = 0;
+      }
       ++self->state.tick;
       self->state.sweep_bucket = 0;
       sweep_step(self);
@@ -567,6 +579,8 @@ caf::behavior registry(registry_actor* self, const runtime_context* ctx,
       caf::send_as(caf::actor_cast<caf::actor>(self), it->second.actor,
                    stop_atom::value); // see sweep_step
       st.actors.erase(it);
+      ++st.stopped_since_release;
+      arm_sweep(self); // the last ones too: the next tick releases memory
     },
     [self](recover_atom) -> std::uint64_t {
       auto& st = self->state;

@@ -17,8 +17,13 @@
 // one commit). Once all have answered, the RSS with N live actors is measured;
 // then the bench waits for every actor to passivate (one to one and a half
 // --idle-ms after its last message: the registry's idle sweep) and measures
-// the RSS again. RSS figures are taken after
-// malloc_trim(0), from /proc/self/statm.
+// the RSS again, from /proc/self/statm. The baseline and active figures are
+// taken after the allocator handed its free memory back
+// (`release_free_memory`: tcmalloc's ReleaseFreeMemory, or glibc's
+// malloc_trim(0)). After passivation the bench first waits half --idle-ms
+// and reads the RSS as the process left it (the registry releases memory at
+// its next sweep tick; this is the figure checked against --rss-limit-mib),
+// then once more after its own release.
 //
 // The store keeps nothing: the subscriptions' data lives outside the process
 // (PostgreSQL in production), so the figures are the actors' own memory (the
@@ -55,6 +60,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/allocator.hpp"
 #include "actors/gateway_actor_impl.hpp"
 #include "actors/store_writer_impl.hpp"
 #include "actors/subscription_actor_impl.hpp"
@@ -405,9 +411,11 @@ double seconds_since(steady::time_point t) {
   return std::chrono::duration<double>(steady::now() - t).count();
 }
 
-/// Resident set size in bytes, after giving freed heap pages back.
-std::int64_t rss_bytes() {
-  malloc_trim(0);
+/// Resident set size in bytes; after giving freed heap pages back unless
+/// `release` is false.
+std::int64_t rss_bytes(bool release = true) {
+  if (release)
+    release_free_memory();
   std::FILE* f = std::fopen("/proc/self/statm", "r");
   RECUR_ASSERT(f != nullptr);
   long size_pages = 0;
@@ -418,10 +426,9 @@ std::int64_t rss_bytes() {
   return static_cast<std::int64_t>(resident_pages) * sysconf(_SC_PAGESIZE);
 }
 
-/// Bytes the allocator has handed out and not got back (all arenas).
+/// Bytes the allocator has handed out and not got back.
 std::int64_t heap_in_use_bytes() {
-  auto mi = mallinfo2();
-  return static_cast<std::int64_t>(mi.uordblks + mi.hblkhd);
+  return static_cast<std::int64_t>(heap_allocated_bytes().value_or(0));
 }
 
 double mib(std::int64_t bytes) {
@@ -491,7 +498,8 @@ std::optional<options> parse(int argc, char** argv) {
 struct figures {
   std::int64_t rss_baseline = 0;
   std::int64_t rss_active = 0;
-  std::int64_t rss_after = 0;
+  std::int64_t rss_after = 0;          // as the registry left it
+  std::int64_t rss_after_released = 0; // after the bench's own release
   std::int64_t heap_baseline = 0;
   std::int64_t heap_active = 0;
   std::int64_t heap_after = 0;
@@ -640,7 +648,12 @@ void run(const options& o, world& w, figures& f, checks& c) {
   c.expect(gone, "every actor passivated within --idle-ms + "
                  "--passivation-wait-s (live_actors "
                    + std::to_string(w.counters.live_actors.load()) + ")");
-  f.rss_after = rss_bytes();
+  // What the process shows on its own: the registry hands freed memory
+  // back at its sweep tick after the last passivations (half --idle-ms).
+  if (gone)
+    std::this_thread::sleep_for(std::chrono::milliseconds{o.idle_ms / 2 + 250});
+  f.rss_after = rss_bytes(false);
+  f.rss_after_released = rss_bytes();
   f.heap_after = heap_in_use_bytes();
 
   auto n = static_cast<std::uint64_t>(o.n);
@@ -705,18 +718,21 @@ void print(const options& o, const figures& f, const checks& c) {
   auto n = static_cast<double>(o.n);
   std::printf("{\"n\":%lld,\"rss_baseline_mib\":%.1f,\"rss_active_mib\":%.1f,"
               "\"bytes_per_actor\":%.0f,\"rss_after_passivation_mib\":%.1f,"
+              "\"rss_after_passivation_released_mib\":%.1f,"
               "\"activation_s\":%.2f,\"passivation_s\":%.2f,",
               static_cast<long long>(o.n), mib(f.rss_baseline),
               mib(f.rss_active),
               static_cast<double>(f.rss_active - f.rss_baseline) / n,
-              mib(f.rss_after), f.activation_s, f.passivation_s);
+              mib(f.rss_after), mib(f.rss_after_released), f.activation_s,
+              f.passivation_s);
   std::printf(
-    "\"idle_ms\":%lld,\"window\":%lld,"
+    "\"allocator\":\"%s\",\"idle_ms\":%lld,\"window\":%lld,"
     "\"heap_bytes_per_actor\":%.0f,\"heap_after_passivation_mib\":%.1f,"
     "\"sizeof\":{\"subscription_state\":%zu,"
     "\"subscription_aggregate\":%zu,\"rng\":%zu,"
     "\"caf_event_based_actor\":%zu},",
-    static_cast<long long>(o.idle_ms), static_cast<long long>(o.window),
+    allocator_name(), static_cast<long long>(o.idle_ms),
+    static_cast<long long>(o.window),
     static_cast<double>(f.heap_active - f.heap_baseline) / n, mib(f.heap_after),
     sizeof(subscription_state), sizeof(subscription_aggregate), sizeof(rng),
     sizeof(caf::event_based_actor));

@@ -15,6 +15,7 @@ RECUR_PACKAGES=(
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev
   libssl-dev openssl
+  libgoogle-perftools-dev
 )
 
 PG_BIN="/usr/lib/postgresql/15/bin"
