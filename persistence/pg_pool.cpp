@@ -95,6 +95,15 @@ void array_builder::separate() {
   first_ = false;
 }
 
+namespace {
+
+// The characters a double-quoted array element escapes with a backslash.
+bool escaped_in_array(char c) {
+  return c == '"' || c == '\\';
+}
+
+} // namespace
+
 array_builder& array_builder::add(std::string_view text) {
   separate();
   // Double-quoted elements need only " and \ escaped; anything else,
@@ -103,7 +112,7 @@ array_builder& array_builder::add(std::string_view text) {
   // into its exact room (no append per run between quotes).
   std::size_t specials = 0;
   for (const char c : text)
-    specials += static_cast<std::size_t>(c == '"' || c == '\\');
+    specials += static_cast<std::size_t>(escaped_in_array(c));
   const std::size_t at = out_.size();
   out_.resize(at + text.size() + specials + 2);
   char* p = out_.data() + at;
@@ -112,7 +121,7 @@ array_builder& array_builder::add(std::string_view text) {
     p = std::copy(text.begin(), text.end(), p);
   } else {
     for (const char c : text) {
-      if (c == '"' || c == '\\')
+      if (escaped_in_array(c))
         *p++ = '\\';
       *p++ = c;
     }
