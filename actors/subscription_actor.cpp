@@ -43,6 +43,15 @@ void gauge(const runtime_context* ctx, std::int64_t delta) {
     ctx->counters->in_progress.fetch_add(delta, std::memory_order_acq_rel);
 }
 
+void count_outcome(const runtime_context* ctx, gateway_call_request::op kind,
+                   gateway_outcome o) {
+  if (ctx->counters != nullptr)
+    ctx->counters
+      ->gateway_outcomes[static_cast<std::size_t>(kind)]
+                        [static_cast<std::size_t>(o)]
+      .fetch_add(1, std::memory_order_relaxed);
+}
+
 // -- the subscription actor ---------------------------------------------------
 //
 // Memory per active actor is issue 4's budget (≤ 2 KiB, bench/RESULTS.md):
@@ -139,16 +148,19 @@ void issue_calls(sub_actor* self, const std::vector<gateway_call_request>& calls
     base.action_key = c.action_key;
     self->request(s.gateway, caf::infinite, std::move(call))
       .then(
-        [self, base](gateway_reply& r) mutable {
+        [self, base, kind = c.kind](gateway_reply& r) mutable {
           --self->state.calls_in_flight;
+          count_outcome(self->state.ctx, kind,
+                        outcome_of(r.charge, r.refund, r.error.has_value()));
           base.charge = r.charge;
           base.refund = r.refund;
           if (r.error)
             base.failure = *r.error;
           process(self, std::move(base), std::nullopt, true);
         },
-        [self, base](caf::error& e) mutable {
+        [self, base, kind = c.kind](caf::error& e) mutable {
           --self->state.calls_in_flight;
+          count_outcome(self->state.ctx, kind, gateway_outcome::error);
           base.failure = make_error(errc::unavailable,
                                     "gateway actor: " + to_string(e));
           process(self, std::move(base), std::nullopt, true);

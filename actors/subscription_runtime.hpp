@@ -19,10 +19,12 @@
 ///   since its question, so no message is lost. A busy one is asked again
 ///   an idle period later.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string_view>
 
 #include "domain/clock.hpp"
 #include "domain/error.hpp"
@@ -31,6 +33,66 @@
 #include "sagas/subscription.hpp"
 
 namespace recur {
+
+/// What a gateway call came back with, for /metrics: a charge (or its
+/// resolution by key) succeeded, is pending, was declined softly or hard, or
+/// its outcome is unknown (a timeout); a refund went through; or the call
+/// failed (the gateway refused the request or could not be reached).
+enum class gateway_outcome : std::uint8_t {
+  succeeded,
+  pending,
+  declined_soft,
+  declined_hard,
+  unknown,
+  refunded,
+  error
+};
+inline constexpr std::size_t gateway_outcome_count = 7;
+inline constexpr std::size_t gateway_op_count = 3; // gateway_call_request::op
+
+inline std::string_view to_string(gateway_outcome o) noexcept {
+  switch (o) {
+    case gateway_outcome::succeeded: return "succeeded";
+    case gateway_outcome::pending: return "pending";
+    case gateway_outcome::declined_soft: return "declined_soft";
+    case gateway_outcome::declined_hard: return "declined_hard";
+    case gateway_outcome::unknown: return "unknown";
+    case gateway_outcome::refunded: return "refunded";
+    case gateway_outcome::error: return "error";
+  }
+  return "error";
+}
+
+inline std::string_view to_string(gateway_call_request::op k) noexcept {
+  switch (k) {
+    case gateway_call_request::op::charge: return "charge";
+    case gateway_call_request::op::resolve: return "resolve";
+    case gateway_call_request::op::refund: return "refund";
+  }
+  return "charge";
+}
+
+/// The outcome of one answered call from the parts of its reply.
+inline gateway_outcome
+outcome_of(const std::optional<charge_result>& charge,
+           const std::optional<refund_result>& refund, bool failed) noexcept {
+  if (failed)
+    return gateway_outcome::error;
+  if (refund)
+    return gateway_outcome::refunded;
+  if (!charge)
+    return gateway_outcome::error;
+  switch (charge->status) {
+    case charge_status::succeeded: return gateway_outcome::succeeded;
+    case charge_status::pending: return gateway_outcome::pending;
+    case charge_status::declined:
+      return charge->decline == decline_class::hard
+               ? gateway_outcome::declined_hard
+               : gateway_outcome::declined_soft;
+    case charge_status::unknown: return gateway_outcome::unknown;
+  }
+  return gateway_outcome::error;
+}
 
 /// Counters the runtime keeps (read them any time; each is atomic).
 struct runtime_counters {
@@ -46,6 +108,10 @@ struct runtime_counters {
   std::atomic<std::uint64_t> sagas_completed{0};
   std::atomic<std::uint64_t> sagas_compensated{0};
   std::atomic<std::uint64_t> sagas_failed{0};
+  /// Answered gateway calls by [gateway_call_request::op][gateway_outcome].
+  std::array<std::array<std::atomic<std::uint64_t>, gateway_outcome_count>,
+             gateway_op_count>
+    gateway_outcomes{};
   /// Inputs forwarded to subscription actors, gateway calls and retries not
   /// finished yet: 0 when the runtime has settled (nothing left to do until a
   /// timer falls due or a command arrives).

@@ -12,6 +12,7 @@ target_sources(recur_api PRIVATE
   pagination.cpp
   rate_limit.cpp
   router.cpp
+  store_metrics.cpp
   subscription_cache.cpp
   routes_catalog.cpp
   routes_customers.cpp

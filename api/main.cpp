@@ -31,6 +31,7 @@
 #include "api/http_server.hpp"
 #include "api/options.hpp"
 #include "api/routes_webhooks.hpp"
+#include "api/store_metrics.hpp"
 #include "api/sandbox_pump.hpp"
 #include "api/subscription_cache.hpp"
 #include "api/system_clock.hpp"
@@ -145,6 +146,22 @@ void add_orchestrator_metrics(api::metrics_registry& m,
   m.add_collector("recur_gateway_calls_total",
                   "Gateway calls issued by sagas", metric_type::counter,
                   [c, one] { return one(c->gateway_calls); });
+  m.add_collector(
+    "recur_gateway_outcomes_total",
+    "Answered gateway calls by call (charge, resolve, refund) and outcome",
+    metric_type::counter, [c] {
+      std::vector<metric_sample> out;
+      for (std::size_t op = 0; op < gateway_op_count; ++op)
+        for (std::size_t o = 0; o < gateway_outcome_count; ++o)
+          out.push_back(
+            {{{"call", std::string{to_string(
+                         static_cast<gateway_call_request::op>(op))}},
+              {"outcome",
+               std::string{to_string(static_cast<gateway_outcome>(o))}}},
+             static_cast<double>(c->gateway_outcomes[op][o].load(
+               std::memory_order_relaxed))});
+      return out;
+    });
   m.add_collector("recur_commits_total", "Units of work committed by actors",
                   metric_type::counter, [c, one] { return one(c->commits); });
   m.add_collector("recur_commit_failures_total",
@@ -303,6 +320,7 @@ int run(const api::options& opts) {
   app_config.rate_limit.burst = opts.rate_burst;
   api::app app{std::move(app_config)};
   add_orchestrator_metrics(app.metrics(), **orch);
+  api::add_store_metrics(app.metrics(), **store, clock);
   (*events)->add_metrics(app.metrics());
   // Signals are routed to asio before any thread starts, so a SIGTERM during
   // start-up is never lost to the default handler.

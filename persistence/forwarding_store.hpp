@@ -188,6 +188,9 @@ public:
                             const std::string& h) override {
     return target_.release_idempotent(t, k, h);
   }
+  result<operational_figures> operational_stats(instant now) override {
+    return target_.operational_stats(now);
+  }
 
 private:
   store& target_;

@@ -1143,6 +1143,30 @@ memory_store::claim_due_timers_in(const timer_claim_scope& scope, instant now,
   return out;
 }
 
+result<store::operational_figures>
+memory_store::operational_stats(instant now) {
+  std::lock_guard lock{mutex_};
+  std::map<std::pair<std::string, std::string>, saga_count> by;
+  for (const auto& [tenant, rows] : tables_->by_tenant)
+    for (const auto& [id, saga] : rows.sagas) {
+      auto& c = by[{saga.type, std::string{to_string(saga.status)}}];
+      c.type = saga.type;
+      c.status = saga.status;
+      ++c.count;
+    }
+  operational_figures out;
+  for (auto& [key, c] : by)
+    out.sagas.push_back(std::move(c));
+  for (const auto& k : tables_->pending_timers) {
+    const auto& [indexed_s, tenant, id] = k;
+    ++out.timers_pending;
+    if (tables_->by_tenant.at(tenant).timers.at(id).timer.due_at.unix_s
+        <= now.unix_s)
+      ++out.timers_due;
+  }
+  return out;
+}
+
 result<std::vector<outbox_record>>
 memory_store::fetch_unpublished(std::int64_t after_position,
                                 std::size_t limit) {

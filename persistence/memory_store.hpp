@@ -149,6 +149,10 @@ public:
   status release_idempotent(const tenant_id& t, const std::string& key,
                             const std::string& request_sha256_hex) override;
 
+  // -- operational figures ----------------------------------------------------
+
+  result<operational_figures> operational_stats(instant now) override;
+
 private:
   struct tables;
 

@@ -239,6 +239,11 @@ const statement fetch_unpublished_q
 const statement mark_published_q
   = sql("mark_published",
         "SELECT recur_mark_published($1::bigint[], to_timestamp($2))");
+const statement saga_counts_q
+  = sql("saga_counts", "SELECT type, status, n FROM recur_saga_counts()");
+const statement timer_counts_q
+  = sql("timer_counts",
+        "SELECT pending, due FROM recur_timer_counts(to_timestamp($1))");
 
 // Tenant-scoped reads in one round trip: functions (migration 0013) that set
 // app.tenant_id themselves, called in autocommit; row-level security binds
@@ -595,6 +600,10 @@ public:
 
   status release_idempotent(const tenant_id& t, const std::string& key,
                             const std::string& request_sha256_hex) override;
+
+  // -- operational figures ----------------------------------------------------
+
+  result<operational_figures> operational_stats(instant now) override;
 
   // -- scoped timer claims ----------------------------------------------------
 
@@ -1272,6 +1281,25 @@ pg_store::get_gateway_config(const tenant_id& t, const std::string& gateway) {
   return one_scoped<gateway_config_record>(t, scoped_get_gateway_config_q,
                                            "gateway config", gateway_config_of,
                                            gateway);
+}
+
+result<store::operational_figures> pg_store::operational_stats(instant now) {
+  return in_system<operational_figures>(
+    [&](pg::connection& c, txn& tx,
+        pg::op_context&) -> result<operational_figures> {
+      operational_figures out;
+      for (const auto& r : exec(c, tx, saga_counts_q)) {
+        auto st = saga_status_from_string(r[1].as<std::string>());
+        if (!st)
+          return st.error();
+        out.sagas.push_back(
+          saga_count{r[0].as<std::string>(), *st, r[2].as<std::int64_t>()});
+      }
+      const auto t = exec(c, tx, timer_counts_q, now.unix_s);
+      out.timers_pending = t[0][0].as<std::int64_t>();
+      out.timers_due = t[0][1].as<std::int64_t>();
+      return out;
+    });
 }
 
 status pg_store::release_idempotent(const tenant_id& t, const std::string& key,

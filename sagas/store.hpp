@@ -648,6 +648,29 @@ public:
                       "releasing idempotency keys not supported");
   }
 
+  // -- operational figures (system, for /metrics) --------------------------
+
+  /// How many sagas of one type are in one status, across tenants.
+  struct saga_count {
+    std::string type;
+    saga_status status = saga_status::running;
+    std::int64_t count = 0;
+    friend bool operator==(const saga_count&, const saga_count&) = default;
+  };
+  /// What /metrics reports from the store: sagas by (type, status), ordered
+  /// by type then status name, only the pairs that occur; pending timers,
+  /// and those of them with due_at <= now (leased or not: due and not yet
+  /// completed, so a growing figure means the timer service lags).
+  struct operational_figures {
+    std::vector<saga_count> sagas;
+    std::int64_t timers_pending = 0;
+    std::int64_t timers_due = 0;
+  };
+  virtual result<operational_figures> operational_stats(instant now) {
+    static_cast<void>(now);
+    return make_error(errc::storage_error, "operational stats not supported");
+  }
+
   // -- scoped timer claims (test clocks) -----------------------------------
 
   /// Which timers `claim_due_timers_in` may take.

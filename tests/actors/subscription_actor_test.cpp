@@ -215,6 +215,21 @@ std::vector<std::string> invoice_statuses(world& w) {
   return out;
 }
 
+std::uint64_t outcomes(const world& w, gateway_call_request::op op,
+                       gateway_outcome o) {
+  return w.counters
+    .gateway_outcomes[static_cast<std::size_t>(op)][static_cast<std::size_t>(o)]
+    .load();
+}
+
+std::uint64_t all_outcomes(const world& w) {
+  std::uint64_t n = 0;
+  for (const auto& row : w.counters.gateway_outcomes)
+    for (const auto& c : row)
+      n += c.load();
+  return n;
+}
+
 TEST(subscription_actor, trial_renewals_through_actors) {
   world w;
   node n(w);
@@ -232,6 +247,11 @@ TEST(subscription_actor, trial_renewals_through_actors) {
   EXPECT_EQ(w.gw.total_collected(currency::of("USD")).amount_minor(), 9000);
   EXPECT_EQ(w.counters.sagas_completed.load(), 3u);
   EXPECT_EQ(w.counters.commit_failures.load(), 0u);
+  // Every answered call is counted once, by what it came back with.
+  using op = gateway_call_request::op;
+  EXPECT_EQ(outcomes(w, op::charge, gateway_outcome::succeeded), 3u);
+  EXPECT_EQ(all_outcomes(w), 3u);
+  EXPECT_EQ(all_outcomes(w), w.counters.gateway_calls.load());
 }
 
 TEST(subscription_actor, invalid_command_is_rejected_and_changes_nothing) {
@@ -278,6 +298,16 @@ TEST(subscription_actor, dunning_suspension_and_recovery_after_a_crash) {
       EXPECT_LE(w.gw.times_collected(c.idempotency_key), 1);
     EXPECT_EQ(testing::check_invariants(w.st, tenant, w.gw),
               std::vector<std::string>{});
+    // The outcome counters agree with the attempts the store holds: every
+    // hard decline before the new card, then the one success.
+    std::uint64_t hard = 0;
+    for (const auto& a : *w.st.list_attempts(tenant, inv))
+      hard += a.status == "failed_hard" ? 1 : 0;
+    using op = gateway_call_request::op;
+    EXPECT_GE(hard, 2u);
+    EXPECT_EQ(outcomes(w, op::charge, gateway_outcome::declined_hard), hard);
+    EXPECT_EQ(outcomes(w, op::charge, gateway_outcome::succeeded), 1u);
+    EXPECT_EQ(outcomes(w, op::charge, gateway_outcome::declined_soft), 0u);
   }
 }
 

@@ -7,13 +7,18 @@
 // a cancellation. States, invoices, the ledger and the event log are checked
 // at each step; an invalid transition is 409 with nothing changed.
 
+#include <algorithm>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "domain/time.hpp"
 #include "tests/api/recurd_process.hpp"
 #include "tests/persistence/pg_testdb.hpp"
 
@@ -302,6 +307,228 @@ TEST_F(journey_pg,
     EXPECT_EQ(inv[0]["amount_paid_minor"], 2500);
   }
   expect_ledger_balanced();
+}
+
+TEST_F(journey_pg,
+       an_upgrade_mid_cycle_is_invoiced_with_exact_proration_and_charged_once) {
+  auto tenant = ok("POST", "/v1/tenants",
+                   R"({"name":"Upgrade","test_mode":true})", 201);
+  key_ = tenant["api_key"].get<std::string>();
+  ok("POST", "/v1/plans", R"({"id":"basic","currency":"USD",
+    "interval":{"unit":"month","count":1},
+    "base":{"kind":"flat","flat_amount":3000}})", 201);
+  ok("POST", "/v1/plans", R"({"id":"pro","currency":"USD",
+    "interval":{"unit":"month","count":1},
+    "base":{"kind":"flat","flat_amount":9000}})", 201);
+  ok("POST", "/v1/customers", R"({"id":"cus_u","name":"U","email":"u@x.io",
+    "payment_method":"pm_card_visa"})", 201);
+  ok("POST", "/v1/subscriptions",
+     R"({"id":"sub_u","customer":"cus_u","plan":"basic"})", 201);
+  auto s = settled("sub_u");
+  ASSERT_EQ(s["status"], "active") << s.dump();
+  const auto start = parse_iso8601(s["current_period_start"].get<std::string>());
+  const auto end = parse_iso8601(s["current_period_end"].get<std::string>());
+  ASSERT_TRUE(start.has_value() && end.has_value());
+  const auto length = seconds_between(*start, *end);
+  ASSERT_EQ(length % 2, 0);
+
+  // Unknown plan, bad quantity, unknown field: 4xx and nothing changes.
+  for (const char* body : {R"({"plan":"nope"})", R"({"plan":"pro","quantity":0})",
+                           R"({"plan":7})", R"({"plan":"pro","when":"now"})",
+                           "not json"}) {
+    auto r = call("POST", "/v1/subscriptions/sub_u/change-plan", body);
+    EXPECT_GE(r.status, 400) << body;
+    EXPECT_LT(r.status, 500) << body << ": " << r.body;
+    EXPECT_EQ(r.header("content-type"), "application/problem+json") << body;
+  }
+  EXPECT_EQ(sub("sub_u"), s);
+
+  // Half-way through the month: the unused half of basic is credited and
+  // the rest of pro charged, exactly (3000 and 9000 are even).
+  advance(length / 2);
+  ok("POST", "/v1/subscriptions/sub_u/change-plan", R"({"plan":"pro"})");
+  auto after = settled("sub_u");
+  EXPECT_EQ(after["status"], "active");
+  EXPECT_EQ(after["plan"], "pro") << after.dump();
+  EXPECT_EQ(after["current_period_end"], s["current_period_end"]);
+  auto all = invoices("sub_u");
+  ASSERT_EQ(all.size(), 2U) << all.dump();
+  std::int64_t total = 0;
+  for (const auto& inv : all) {
+    EXPECT_EQ(inv["status"], "paid") << inv.dump();
+    total += inv["amount_paid_minor"].get<std::int64_t>();
+  }
+  // 3000 for the first month, then -1500 + 4500.
+  EXPECT_EQ(total, 3000 + 3000) << all.dump();
+  auto detail = ok("GET", "/v1/invoices/" + all[0]["id"].get<std::string>());
+  auto detail2 = ok("GET", "/v1/invoices/" + all[1]["id"].get<std::string>());
+  std::vector<std::int64_t> line_amounts;
+  for (const auto* d : {&detail, &detail2})
+    for (const auto& l : (*d)["lines"])
+      line_amounts.push_back(l["amount"].get<std::int64_t>());
+  std::sort(line_amounts.begin(), line_amounts.end());
+  EXPECT_EQ(line_amounts, (std::vector<std::int64_t>{-1500, 3000, 4500}))
+    << detail.dump() << detail2.dump();
+  EXPECT_TRUE(contains(event_types("sub_u"), "subscription.plan_changed"));
+  expect_ledger_balanced();
+  // Changing to the plan it is on is refused with nothing changed.
+  auto same = call("POST", "/v1/subscriptions/sub_u/change-plan",
+                   R"({"plan":"pro"})");
+  EXPECT_EQ(same.status, 422) << same.body;
+  EXPECT_EQ(same.json()["type"], "validation_error");
+  EXPECT_EQ(sub("sub_u"), after);
+}
+
+TEST_F(journey_pg,
+       a_lifecycle_command_with_an_idempotency_key_is_applied_once) {
+  auto tenant = ok("POST", "/v1/tenants",
+                   R"({"name":"Keys","test_mode":true})", 201);
+  key_ = tenant["api_key"].get<std::string>();
+  ok("POST", "/v1/plans", plan_body, 201);
+  ok("POST", "/v1/customers", R"({"id":"cus_k","name":"K","email":"k@x.io",
+    "payment_method":"pm_card_visa"})", 201);
+  ok("POST", "/v1/subscriptions",
+     R"({"id":"sub_k","customer":"cus_k","plan":"pro"})", 201);
+  advance(14 * day_s + 60);
+  ASSERT_EQ(settled("sub_k")["status"], "active");
+  const headers key{{"Idempotency-Key", "pause-sub_k-1"}};
+  auto first = call("POST", "/v1/subscriptions/sub_k/pause", "{}", key);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.json()["status"], "paused");
+  const auto events = event_types("sub_k");
+  // The retry gets the stored answer: not a 409, and no second event.
+  auto again = call("POST", "/v1/subscriptions/sub_k/pause", "{}", key);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(event_types("sub_k"), events);
+  // The same key on another request is a conflict, and resumes nothing.
+  auto other = call("POST", "/v1/subscriptions/sub_k/resume", "{}", key);
+  EXPECT_EQ(other.status, 422) << other.body;
+  EXPECT_EQ(other.json()["type"], "idempotency_conflict");
+  EXPECT_EQ(sub("sub_k")["status"], "paused");
+  EXPECT_EQ(event_types("sub_k"), events);
+  // Without a key the repeat is the invalid transition it is.
+  auto bare = call("POST", "/v1/subscriptions/sub_k/pause", "{}");
+  EXPECT_EQ(bare.status, 409);
+}
+
+TEST_F(journey_pg,
+       metrics_report_sagas_by_type_and_status_timers_and_gateway_outcomes) {
+  auto tenant = ok("POST", "/v1/tenants",
+                   R"({"name":"Metrics","test_mode":true})", 201);
+  key_ = tenant["api_key"].get<std::string>();
+  ok("POST", "/v1/plans", plan_body, 201);
+  ok("POST", "/v1/customers", R"({"id":"cus_g","name":"G","email":"g@x.io",
+    "payment_method":"pm_card_visa"})", 201);
+  ok("POST", "/v1/customers", R"({"id":"cus_b","name":"B","email":"b@x.io",
+    "payment_method":"pm_card_chargeDeclinedExpiredCard"})", 201);
+  ok("POST", "/v1/subscriptions",
+     R"({"id":"sub_g","customer":"cus_g","plan":"pro"})", 201);
+  ok("POST", "/v1/subscriptions",
+     R"({"id":"sub_b","customer":"cus_b","plan":"pro"})", 201);
+  auto metric = [this](const std::string& series) -> std::optional<double> {
+    auto r = call("GET", "/metrics");
+    EXPECT_EQ(r.status, 200);
+    auto at = r.body.find("\n" + series + " ");
+    if (at == std::string::npos)
+      return std::nullopt;
+    return std::stod(r.body.substr(at + series.size() + 2));
+  };
+  // Two trials, each with a pending trial-end timer due in 14 days.
+  EXPECT_EQ(metric("recur_timers_pending"), 2.0);
+  EXPECT_EQ(metric("recur_timers_due"), 0.0);
+  EXPECT_EQ(metric(R"(recur_gateway_outcomes_total{call="charge",outcome="succeeded"})"),
+            0.0);
+  advance(14 * day_s + 60);
+  ASSERT_EQ(settled("sub_g")["status"], "active");
+  ASSERT_EQ(settled("sub_b")["status"], "past_due");
+  // The figures agree with what the API shows: the sagas by type and
+  // status, and the attempts at the gateway (one paid, the bad card's
+  // hard-declined ones).
+  auto sagas_in = [this](const std::string& type, const std::string& status) {
+    return static_cast<double>(
+      ok("GET", "/v1/sagas?limit=100&type=" + type + "&status=" + status)["data"]
+        .size());
+  };
+  EXPECT_EQ(sagas_in("invoice", "completed"), 2.0); // both handed on
+  EXPECT_EQ(metric(R"(recur_sagas{type="invoice",status="completed"})"),
+            sagas_in("invoice", "completed"));
+  EXPECT_EQ(sagas_in("dunning", "waiting"), 1.0);
+  EXPECT_EQ(metric(R"(recur_sagas{type="dunning",status="waiting"})"),
+            sagas_in("dunning", "waiting"));
+  EXPECT_EQ(metric(R"(recur_gateway_outcomes_total{call="charge",outcome="succeeded"})"),
+            1.0);
+  auto bad_invoice = invoices("sub_b").at(0)["id"].get<std::string>();
+  double hard = 0;
+  const auto bad_detail = ok("GET", "/v1/invoices/" + bad_invoice);
+  for (const auto& a : bad_detail["attempts"])
+    hard += a["status"] == "failed_hard" ? 1 : 0;
+  EXPECT_GE(hard, 1.0);
+  EXPECT_EQ(metric(R"(recur_gateway_outcomes_total{call="charge",outcome="declined_hard"})"),
+            hard);
+  EXPECT_EQ(metric(R"(recur_gateway_outcomes_total{call="refund",outcome="refunded"})"),
+            0.0);
+  // Test-mode timers are due by their tenant's clock, not the wall's.
+  EXPECT_EQ(metric("recur_timers_due"), 0.0);
+  EXPECT_GE(metric("recur_timers_pending").value_or(0), 2.0);
+  EXPECT_EQ(metric("recur_store_stats_errors_total"), 0.0);
+  EXPECT_GE(metric("recur_subscription_actors").value_or(0), 1.0);
+}
+
+TEST_F(journey_pg, the_served_openapi_document_has_every_route_and_no_other) {
+  auto doc = ok("GET", "/openapi.json");
+  std::set<std::string> served;
+  for (const auto& [path, ops] : doc["paths"].items())
+    for (const auto& [method, op] : ops.items())
+      served.insert(method + " " + path);
+  // ARCHITECTURE.md section 7, every route recurd implements (the console,
+  // GET /, comes with the console's issue).
+  const std::set<std::string> section7{
+    "post /v1/tenants",
+    "put /v1/gateways/{gateway}",
+    "post /v1/plans",
+    "get /v1/plans",
+    "post /v1/customers",
+    "get /v1/customers/{id}",
+    "patch /v1/customers/{id}",
+    "post /v1/subscriptions",
+    "get /v1/subscriptions",
+    "get /v1/subscriptions/{id}",
+    "get /v1/subscriptions/{id}/events",
+    "post /v1/subscriptions/{id}/cancel",
+    "post /v1/subscriptions/{id}/pause",
+    "post /v1/subscriptions/{id}/resume",
+    "post /v1/subscriptions/{id}/change-plan",
+    "get /v1/invoices",
+    "get /v1/invoices/{id}",
+    "post /v1/invoices/{id}/pay",
+    "post /v1/invoices/{id}/void",
+    "post /v1/usage",
+    "get /v1/sagas",
+    "get /v1/sagas/{id}",
+    "post /v1/sagas/{id}/retry",
+    "post /v1/sagas/{id}/compensate",
+    "post /v1/test-clock/advance",
+    "get /v1/ledger/balance",
+    "get /v1/reconciliation",
+    "post /v1/webhooks/{gateway}/{tenant_id}",
+    "get /metrics",
+    "get /healthz",
+    "get /readyz",
+  };
+  for (const auto& r : section7)
+    EXPECT_TRUE(served.contains(r)) << "not documented: " << r;
+  // What recurd serves beyond section 7, each documented too.
+  const std::set<std::string> beyond{
+    "get /openapi.json",
+    "get /v1/gateways/{gateway}",
+    "get /v1/plans/{id}",
+  };
+  for (const auto& r : beyond)
+    EXPECT_TRUE(served.contains(r)) << "not documented: " << r;
+  for (const auto& r : served)
+    EXPECT_TRUE(section7.contains(r) || beyond.contains(r))
+      << "documented, but neither in section 7 nor expected: " << r;
 }
 
 TEST_F(journey_pg, a_live_tenant_cannot_advance_a_test_clock_and_bad_input_changes_nothing) {

@@ -733,102 +733,189 @@ TEST(sandbox_webhooks, a_closed_endpoint_is_reported_not_thrown) {
 
 // -- the whole path: sandbox → HTTP → route → orchestrator -------------------
 
-TEST(
-  webhooks_end_to_end,
-  an_async_payment_settled_by_a_signed_webhook_activates_the_subscription_once) {
+namespace {
+
+/// The whole path: an orchestrator on the in-memory store with the sandbox,
+/// the webhook route on an app behind a real HTTP server, and sub_1 created
+/// with an async card (incomplete until its payment settles).
+struct webhook_world {
   memory_store db;
   manual_clock clk{utc(2026, 4, 1)};
   sandbox_gateway gw{clk, 7};
   memory_plan_catalog plans;
-  ASSERT_TRUE(plans
-                .add(plan_id{"basic"},
-                     plan_version{1,
-                                  instant{0},
-                                  currency::of("USD"),
-                                  billing_interval{interval_unit::month, 1},
-                                  0,
-                                  pricing::flat(3000),
-                                  {}})
-                .has_value());
   billing_env env;
-  env.plans = &plans;
-  ASSERT_TRUE(
-    db.create_tenant(tenant_record{tenant, "Acme", "h", false, clk.now()})
-      .has_value());
-  ASSERT_TRUE(
-    db.put_gateway_config(
-        tenant, gateway_config_record{"sandbox",
-                                      json{{"webhook_secret", secret}}.dump(),
-                                      clk.now()})
-      .has_value());
-  orchestrator_config oc;
-  oc.db = &db;
-  oc.clk = &clk;
-  oc.gateway = &gw;
-  oc.env_for = [&](const tenant_id& t) -> const billing_env* {
-    return t == tenant ? &env : nullptr;
-  };
-  oc.threads = 2;
-  oc.idle_passivation_ms = 0;
-  oc.run_timer_service = false;
-  auto orch = orchestrator::start(oc);
-  ASSERT_TRUE(orch.has_value()) << orch.error().detail;
-
   always_ready probe;
-  app_config ac;
-  ac.db = &db;
-  ac.clk = &clk;
-  ac.readiness = &probe;
-  orchestrator* o = orch->get();
-  ac.extra_routes.push_back([o](router& r, services& s) {
-    add_webhook_routes(r, s.db, s.clk, [o](subscription_command c, auto done) {
-      o->submit(std::move(c), std::move(done));
+  std::unique_ptr<orchestrator> orch;
+  std::unique_ptr<app> a;
+  std::unique_ptr<http_server> server;
+
+  void start() {
+    ASSERT_TRUE(plans
+                  .add(plan_id{"basic"},
+                       plan_version{1,
+                                    instant{0},
+                                    currency::of("USD"),
+                                    billing_interval{interval_unit::month, 1},
+                                    0,
+                                    pricing::flat(3000),
+                                    {}})
+                  .has_value());
+    env.plans = &plans;
+    ASSERT_TRUE(
+      db.create_tenant(tenant_record{tenant, "Acme", "h", false, clk.now()})
+        .has_value());
+    ASSERT_TRUE(db.put_gateway_config(
+                    tenant,
+                    gateway_config_record{
+                      "sandbox", json{{"webhook_secret", secret}}.dump(),
+                      clk.now()})
+                  .has_value());
+    orchestrator_config oc;
+    oc.db = &db;
+    oc.clk = &clk;
+    oc.gateway = &gw;
+    oc.env_for = [this](const tenant_id& t) -> const billing_env* {
+      return t == tenant ? &env : nullptr;
+    };
+    oc.threads = 2;
+    oc.idle_passivation_ms = 0;
+    oc.run_timer_service = false;
+    auto started = orchestrator::start(oc);
+    ASSERT_TRUE(started.has_value()) << started.error().detail;
+    orch = std::move(*started);
+
+    app_config ac;
+    ac.db = &db;
+    ac.clk = &clk;
+    ac.readiness = &probe;
+    orchestrator* o = orch.get();
+    ac.extra_routes.push_back([o](router& r, services& s) {
+      add_webhook_routes(r, s.db, s.clk, [o](subscription_command c, auto done) {
+        o->submit(std::move(c), std::move(done));
+      });
     });
-  });
-  app a{std::move(ac)};
-  http_server_config hc;
-  hc.port = 0;
-  http_server server{hc, a.handler()};
-  ASSERT_TRUE(server.start().has_value());
+    a = std::make_unique<app>(std::move(ac));
+    http_server_config hc;
+    hc.port = 0;
+    server = std::make_unique<http_server>(hc, a->handler());
+    ASSERT_TRUE(server->start().has_value());
 
-  auto created = o->call({tenant, subscription_id{"sub_1"},
-                          sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
-                                         "pm_sandbox_async", 0}})
-                   .get();
-  ASSERT_TRUE(created.ok()) << created.failure->detail;
-  ASSERT_TRUE(o->settle().has_value());
-  auto before = db.get_subscription(tenant, subscription_id{"sub_1"});
-  ASSERT_TRUE(before.has_value());
-  EXPECT_EQ(before->status, "incomplete");
+    auto created = o->call({tenant, subscription_id{"sub_1"},
+                            sub_in::create{customer_id{"c"}, plan_id{"basic"},
+                                           1, "pm_sandbox_async", 0}})
+                     .get();
+    ASSERT_TRUE(created.ok()) << created.failure->detail;
+    ASSERT_TRUE(o->settle().has_value());
+    ASSERT_EQ(status(), "incomplete");
+  }
 
-  sandbox_webhook_config wc;
-  wc.url = "http://127.0.0.1:" + std::to_string(server.port())
-           + "/v1/webhooks/sandbox/t_1";
-  wc.secret = secret;
+  ~webhook_world() {
+    if (server)
+      server->stop();
+  }
+
+  sandbox_webhook_config sender_config() const {
+    sandbox_webhook_config wc;
+    wc.url = "http://127.0.0.1:" + std::to_string(server->port())
+             + "/v1/webhooks/sandbox/t_1";
+    wc.secret = secret;
+    return wc;
+  }
+
+  std::string status() {
+    auto s = db.get_subscription(tenant, subscription_id{"sub_1"});
+    EXPECT_TRUE(s.has_value());
+    return s.has_value() ? s->status : "";
+  }
+
+  std::vector<std::string> invoice_statuses() {
+    std::vector<std::string> out;
+    auto page = db.list_invoices(tenant, subscription_id{"sub_1"}, "", 10);
+    EXPECT_TRUE(page.has_value());
+    if (page.has_value())
+      for (const auto& i : page->items)
+        out.push_back(i.status);
+    return out;
+  }
+};
+
+} // namespace
+
+TEST(
+  webhooks_end_to_end,
+  an_async_payment_settled_by_a_signed_webhook_activates_the_subscription_once) {
+  webhook_world w;
+  ASSERT_NO_FATAL_FAILURE(w.start());
+  auto wc = w.sender_config();
   wc.duplicate_ppm = ppm_max; // every event twice
   wc.forge_ppm = ppm_max;     // and a forgery before each
-  auto s = sandbox_webhook_sender::create(wc, clk);
+  auto s = sandbox_webhook_sender::create(wc, w.clk);
   ASSERT_TRUE(s.has_value());
-  EXPECT_TRUE((*s)->pump(gw, clk.now()).empty()); // not settled yet
-  clk.advance_seconds(60);                        // settle_delay_s
-  auto out = (*s)->pump(gw, clk.now());
+  EXPECT_TRUE((*s)->pump(w.gw, w.clk.now()).empty()); // not settled yet
+  w.clk.advance_seconds(60);                          // settle_delay_s
+  auto out = (*s)->pump(w.gw, w.clk.now());
   ASSERT_EQ(out.size(), 3U); // forgery, real, duplicate
   EXPECT_EQ(out[0].http_status, 400U);
   EXPECT_EQ(out[1].http_status, 200U) << out[1].response_body;
   EXPECT_EQ(json::parse(out[1].response_body), json({{"received", true}}));
   EXPECT_EQ(out[2].http_status, 200U);
   EXPECT_EQ(json::parse(out[2].response_body).value("duplicate", false), true);
-  ASSERT_TRUE(o->settle().has_value());
+  ASSERT_TRUE(w.orch->settle().has_value());
 
-  auto after = db.get_subscription(tenant, subscription_id{"sub_1"});
+  EXPECT_EQ(w.status(), "active");
+  EXPECT_EQ(w.invoice_statuses(), std::vector<std::string>{"paid"});
+  EXPECT_EQ(w.gw.total_collected(currency::of("USD")).amount_minor(), 3000);
+}
+
+TEST(webhooks_end_to_end,
+     a_failure_event_delivered_after_the_success_it_preceded_changes_nothing) {
+  webhook_world w;
+  ASSERT_NO_FATAL_FAILURE(w.start());
+  const auto charges = w.gw.charges();
+  ASSERT_EQ(charges.size(), 1U);
+  const auto& charge = charges[0];
+  auto s = sandbox_webhook_sender::create(w.sender_config(), w.clk);
+  ASSERT_TRUE(s.has_value());
+  w.clk.advance_seconds(60); // the sandbox settles: payment_intent.succeeded
+  auto out = (*s)->pump(w.gw, w.clk.now());
+  ASSERT_EQ(out.size(), 1U);
+  ASSERT_EQ(out[0].http_status, 200U) << out[0].response_body;
+  ASSERT_TRUE(w.orch->settle().has_value());
+  ASSERT_EQ(w.status(), "active");
+  const auto before = w.db.get_subscription(tenant, subscription_id{"sub_1"});
+  ASSERT_TRUE(before.has_value());
+
+  // The gateway's earlier word on the same payment arrives last: a decline
+  // created before the success. Acknowledged (so it is not redelivered),
+  // and applied by meaning: the invoice stays paid, nothing is retried.
+  gateway_event late{.id = "evt_late_failure",
+                     .type = "payment_intent.payment_failed",
+                     .tenant = tenant,
+                     .idempotency_key = charge.idempotency_key,
+                     .charge_id = charge.charge_id,
+                     .amount = charge.amount,
+                     .decline_code = "insufficient_funds",
+                     .created = charge.created};
+  const auto body = stripe_event_json(late);
+  auto res = w.a->handle(http_request{
+    "POST",
+    "/v1/webhooks/sandbox/t_1",
+    {{"Content-Type", "application/json"},
+     {"Stripe-Signature", sign_stripe_payload(secret, w.clk.now(), body)}},
+    body});
+  EXPECT_EQ(res.status, 200U) << res.body;
+  ASSERT_TRUE(w.orch->settle().has_value());
+
+  EXPECT_EQ(w.status(), "active");
+  EXPECT_EQ(w.invoice_statuses(), std::vector<std::string>{"paid"});
+  auto after = w.db.get_subscription(tenant, subscription_id{"sub_1"});
   ASSERT_TRUE(after.has_value());
-  EXPECT_EQ(after->status, "active");
-  auto invoices = db.list_invoices(tenant, subscription_id{"sub_1"}, "", 10);
-  ASSERT_TRUE(invoices.has_value());
-  ASSERT_EQ(invoices->items.size(), 1U);
-  EXPECT_EQ(invoices->items[0].status, "paid");
-  EXPECT_EQ(gw.total_collected(currency::of("USD")).amount_minor(), 3000);
-  server.stop();
+  EXPECT_EQ(after->version, before->version); // no event, no state change
+  EXPECT_EQ(w.gw.charges().size(), 1U); // no retry charged
+  EXPECT_EQ(w.gw.total_collected(currency::of("USD")).amount_minor(), 3000);
+  auto seen = w.db.inbox_contains(tenant, "sandbox", "evt_late_failure");
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_TRUE(*seen); // a redelivery is a duplicate
 }
 
 // -- Kafka wiring

@@ -710,6 +710,41 @@ TEST_P(store_contract,
   }
 }
 
+TEST_P(store_contract,
+       operational_stats_count_every_tenants_sagas_by_type_and_status_and_due_timers) {
+  auto wa = work(tenant_a());
+  wa.new_sagas.push_back(saga("sg_1", "invoice", 0));
+  wa.new_sagas.push_back(saga("sg_2", "invoice", 0));
+  wa.new_sagas.push_back(saga("sg_3", "dunning", 0));
+  wa.timers_to_schedule.push_back(timer("tm_1", "sub_1", "period_end", 10));
+  wa.timers_to_schedule.push_back(timer("tm_2", "sub_1", "retry", 50));
+  wa.timers_to_schedule.push_back(timer("tm_3", "sub_1", "retry", 500));
+  commit_ok(wa);
+  auto wb = work(tenant_b());
+  wb.new_sagas.push_back(saga("sg_4", "invoice", 0));
+  wb.timers_to_schedule.push_back(timer("tm_4", "sub_9", "trial_end", 20));
+  commit_ok(wb);
+  auto fa = work(tenant_a());
+  fa.saga_updates.push_back(saga_move("sg_1", 1, saga_status::completed, 3));
+  fa.timers_to_complete.push_back("tm_1"); // completed: neither pending nor due
+  commit_ok(fa);
+  // A leased timer is still due until it completes.
+  ASSERT_TRUE(db().claim_due_timers(at(100), 1, 600, "c").has_value());
+
+  auto stats = db().operational_stats(at(100));
+  ASSERT_TRUE(stats.has_value()) << explain(stats);
+  using count = store::saga_count;
+  EXPECT_EQ(stats->sagas,
+            (std::vector<count>{{"dunning", saga_status::running, 1},
+                                {"invoice", saga_status::completed, 1},
+                                {"invoice", saga_status::running, 2}}));
+  EXPECT_EQ(stats->timers_pending, 3);
+  EXPECT_EQ(stats->timers_due, 2); // tm_2 and tm_4 (one leased); tm_3 at 500
+  auto earlier = db().operational_stats(at(20));
+  ASSERT_TRUE(earlier.has_value());
+  EXPECT_EQ(earlier->timers_due, 1);
+}
+
 // == timers ===================================================================
 
 TEST_P(store_contract, scheduling_an_existing_timer_id_changes_nothing) {
