@@ -365,7 +365,9 @@ SELECT p.proname, p.prosecdef,
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'public' AND p.proname LIKE 'recur\_%'
 ORDER BY p.proname)");
-  ASSERT_EQ(fns.size(), 7U); // 0007's six + recur_claim_scoped_timers (0009)
+  // 0007's six, recur_claim_scoped_timers (0009), recur_saga_counts and
+  // recur_timer_counts (0014).
+  ASSERT_EQ(fns.size(), 9U);
   for (const auto& f : fns) {
     SCOPED_TRACE(f[0].as<std::string>());
     EXPECT_TRUE(f["prosecdef"].as<bool>());
