@@ -112,3 +112,56 @@ TEST(http_server_fast, connections_spread_over_io_threads_all_get_answers) {
 }
 
 } // namespace
+
+TEST(http_server_timeouts, a_client_that_stops_mid_request_is_disconnected_after_the_read_timeout) {
+  http_server_config cfg;
+  cfg.port = 0;
+  cfg.threads = 2;
+  cfg.read_timeout_s = 1;
+  http_server server{cfg, [](const http_request&) {
+                       return http_response{200, "text/plain", "ok", {}};
+                     }};
+  ASSERT_TRUE(server.start());
+  http_connection slow{server.port()};
+  ASSERT_TRUE(slow.connected());
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(slow.send_all("GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "));
+  // Meanwhile another client is served at once.
+  http_connection quick{server.port()};
+  ASSERT_TRUE(quick.send_all(raw_request("GET", "/y", "", {})));
+  auto answered = quick.read_reply();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->status, 200u);
+  // The stalled one is closed (with a 408 or without a word) once its
+  // second has passed, and not long after.
+  if (auto r = slow.read_reply()) {
+    EXPECT_EQ(r->status, 408u);
+  }
+  EXPECT_TRUE(slow.closed_by_peer());
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, 900ms);
+  EXPECT_LT(waited, 5s);
+  server.stop();
+}
+
+TEST(http_server_timeouts, an_idle_keep_alive_connection_is_closed_after_the_read_timeout) {
+  http_server_config cfg;
+  cfg.port = 0;
+  cfg.threads = 2;
+  cfg.read_timeout_s = 1;
+  http_server server{cfg, [](const http_request&) {
+                       return http_response{200, "text/plain", "ok", {}};
+                     }};
+  ASSERT_TRUE(server.start());
+  http_connection conn{server.port()};
+  ASSERT_TRUE(conn.send_all(raw_request("GET", "/x", "", {})));
+  auto r = conn.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200u);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(conn.closed_by_peer());
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, 900ms);
+  EXPECT_LT(waited, 5s);
+  server.stop();
+}
