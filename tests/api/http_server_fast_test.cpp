@@ -113,14 +113,20 @@ TEST(http_server_fast, connections_spread_over_io_threads_all_get_answers) {
 
 } // namespace
 
-TEST(http_server_timeouts, a_client_that_stops_mid_request_is_disconnected_after_the_read_timeout) {
+// A server whose read timeout is 1 s, answering every request with 200.
+std::unique_ptr<http_server> one_second_server() {
   http_server_config cfg;
   cfg.port = 0;
   cfg.threads = 2;
   cfg.read_timeout_s = 1;
-  http_server server{cfg, [](const http_request&) {
-                       return http_response{200, "text/plain", "ok", {}};
-                     }};
+  return std::make_unique<http_server>(cfg, [](const http_request&) {
+    return http_response{200, "text/plain", "ok", {}};
+  });
+}
+
+TEST(http_server_timeouts, a_client_that_stops_mid_request_is_disconnected_after_the_read_timeout) {
+  auto server_ptr = one_second_server();
+  auto& server = *server_ptr;
   ASSERT_TRUE(server.start());
   http_connection slow{server.port()};
   ASSERT_TRUE(slow.connected());
@@ -145,13 +151,8 @@ TEST(http_server_timeouts, a_client_that_stops_mid_request_is_disconnected_after
 }
 
 TEST(http_server_timeouts, an_idle_keep_alive_connection_is_closed_after_the_read_timeout) {
-  http_server_config cfg;
-  cfg.port = 0;
-  cfg.threads = 2;
-  cfg.read_timeout_s = 1;
-  http_server server{cfg, [](const http_request&) {
-                       return http_response{200, "text/plain", "ok", {}};
-                     }};
+  auto server_ptr = one_second_server();
+  auto& server = *server_ptr;
   ASSERT_TRUE(server.start());
   http_connection conn{server.port()};
   ASSERT_TRUE(conn.send_all(raw_request("GET", "/x", "", {})));

@@ -118,6 +118,32 @@ protected:
               R"({"seconds":)" + std::to_string(seconds) + "}");
   }
 
+  // A test-mode tenant whose key the calls that follow use.
+  void become_test_tenant(const std::string& name) {
+    auto t = ok("POST", "/v1/tenants",
+                json{{"name", name}, {"test_mode", true}}.dump(), 201);
+    key_ = t["api_key"].get<std::string>();
+  }
+
+  // A monthly USD plan at a flat `minor`, no trial.
+  void flat_plan(const std::string& id, std::int64_t minor) {
+    ok("POST", "/v1/plans",
+       json{{"id", id},
+            {"currency", "USD"},
+            {"interval", {{"unit", "month"}, {"count", 1}}},
+            {"base", {{"kind", "flat"}, {"flat_amount", minor}}}}
+         .dump(),
+       201);
+  }
+
+  void customer(const std::string& id, const std::string& card) {
+    ok("POST", "/v1/customers",
+       json{{"id", id}, {"name", id}, {"email", id + "@x.io"},
+            {"payment_method", card}}
+         .dump(),
+       201);
+  }
+
   void expect_ledger_balanced() {
     auto b = ok("GET", "/v1/ledger/balance");
     EXPECT_TRUE(b["balanced"].get<bool>()) << b.dump();
@@ -283,14 +309,9 @@ TEST_F(journey_pg,
   // The create answers before its invoice saga has charged; an advance at
   // once used to claim the incomplete-expiry timer that the payment then
   // cancelled, and failed with 404. Several rounds: the race was timing.
-  auto tenant = ok("POST", "/v1/tenants",
-                   R"({"name":"Quick","test_mode":true})", 201);
-  key_ = tenant["api_key"].get<std::string>();
-  ok("POST", "/v1/plans", R"({"id":"basic","currency":"USD",
-    "interval":{"unit":"month","count":1},
-    "base":{"kind":"flat","flat_amount":2500}})", 201);
-  ok("POST", "/v1/customers", R"({"id":"cus_q","name":"Q","email":"q@x.io",
-    "payment_method":"pm_card_visa"})", 201);
+  become_test_tenant("Quick");
+  flat_plan("basic", 2500);
+  customer("cus_q", "pm_card_visa");
   for (int i = 0; i < 5; ++i) {
     const std::string id = "sub_q" + std::to_string(i);
     auto created = ok("POST", "/v1/subscriptions",
@@ -311,17 +332,10 @@ TEST_F(journey_pg,
 
 TEST_F(journey_pg,
        an_upgrade_mid_cycle_is_invoiced_with_exact_proration_and_charged_once) {
-  auto tenant = ok("POST", "/v1/tenants",
-                   R"({"name":"Upgrade","test_mode":true})", 201);
-  key_ = tenant["api_key"].get<std::string>();
-  ok("POST", "/v1/plans", R"({"id":"basic","currency":"USD",
-    "interval":{"unit":"month","count":1},
-    "base":{"kind":"flat","flat_amount":3000}})", 201);
-  ok("POST", "/v1/plans", R"({"id":"pro","currency":"USD",
-    "interval":{"unit":"month","count":1},
-    "base":{"kind":"flat","flat_amount":9000}})", 201);
-  ok("POST", "/v1/customers", R"({"id":"cus_u","name":"U","email":"u@x.io",
-    "payment_method":"pm_card_visa"})", 201);
+  become_test_tenant("Upgrade");
+  flat_plan("basic", 3000);
+  flat_plan("pro", 9000);
+  customer("cus_u", "pm_card_visa");
   ok("POST", "/v1/subscriptions",
      R"({"id":"sub_u","customer":"cus_u","plan":"basic"})", 201);
   auto s = settled("sub_u");
@@ -381,12 +395,9 @@ TEST_F(journey_pg,
 
 TEST_F(journey_pg,
        a_lifecycle_command_with_an_idempotency_key_is_applied_once) {
-  auto tenant = ok("POST", "/v1/tenants",
-                   R"({"name":"Keys","test_mode":true})", 201);
-  key_ = tenant["api_key"].get<std::string>();
+  become_test_tenant("Keys");
   ok("POST", "/v1/plans", plan_body, 201);
-  ok("POST", "/v1/customers", R"({"id":"cus_k","name":"K","email":"k@x.io",
-    "payment_method":"pm_card_visa"})", 201);
+  customer("cus_k", "pm_card_visa");
   ok("POST", "/v1/subscriptions",
      R"({"id":"sub_k","customer":"cus_k","plan":"pro"})", 201);
   advance(14 * day_s + 60);
@@ -414,14 +425,10 @@ TEST_F(journey_pg,
 
 TEST_F(journey_pg,
        metrics_report_sagas_by_type_and_status_timers_and_gateway_outcomes) {
-  auto tenant = ok("POST", "/v1/tenants",
-                   R"({"name":"Metrics","test_mode":true})", 201);
-  key_ = tenant["api_key"].get<std::string>();
+  become_test_tenant("Metrics");
   ok("POST", "/v1/plans", plan_body, 201);
-  ok("POST", "/v1/customers", R"({"id":"cus_g","name":"G","email":"g@x.io",
-    "payment_method":"pm_card_visa"})", 201);
-  ok("POST", "/v1/customers", R"({"id":"cus_b","name":"B","email":"b@x.io",
-    "payment_method":"pm_card_chargeDeclinedExpiredCard"})", 201);
+  customer("cus_g", "pm_card_visa");
+  customer("cus_b", "pm_card_chargeDeclinedExpiredCard");
   ok("POST", "/v1/subscriptions",
      R"({"id":"sub_g","customer":"cus_g","plan":"pro"})", 201);
   ok("POST", "/v1/subscriptions",
