@@ -17,17 +17,20 @@ public:
   figures_cache(store& db, const clock& clk, std::chrono::milliseconds max_age)
     : db_(db), clk_(clk), max_age_(max_age) {}
 
+  /// The figures of the last read, or nullopt when it failed; a read (and
+  /// so a failure) counts for every family of the scrape, not one each.
   std::optional<store::operational_figures> get() {
     std::lock_guard lock{mutex_};
     const auto now = std::chrono::steady_clock::now();
-    if (!last_ || now - read_at_ >= max_age_) {
+    if (!read_ || now - read_at_ >= max_age_) {
       auto r = db_.operational_stats(clk_.now());
-      if (!r) {
+      if (r) {
+        last_ = std::move(*r);
+      } else {
         errors_.fetch_add(1, std::memory_order_relaxed);
         last_.reset();
-        return std::nullopt;
       }
-      last_ = std::move(*r);
+      read_ = true;
       read_at_ = now;
     }
     return last_;
@@ -42,6 +45,7 @@ private:
   const clock& clk_;
   const std::chrono::milliseconds max_age_;
   std::mutex mutex_;
+  bool read_ = false;
   std::optional<store::operational_figures> last_;
   std::chrono::steady_clock::time_point read_at_;
   std::atomic<std::uint64_t> errors_{0};

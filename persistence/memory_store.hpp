@@ -11,13 +11,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
-
-#include <pthread.h>
 #include <optional>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <pthread.h>
 
 #include "sagas/store.hpp"
 

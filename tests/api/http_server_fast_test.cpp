@@ -111,8 +111,6 @@ TEST(http_server_fast, connections_spread_over_io_threads_all_get_answers) {
   f.server->stop();
 }
 
-} // namespace
-
 // A server whose read timeout is 1 s, answering every request with 200.
 std::unique_ptr<http_server> one_second_server() {
   http_server_config cfg;
@@ -166,3 +164,5 @@ TEST(http_server_timeouts, an_idle_keep_alive_connection_is_closed_after_the_rea
   EXPECT_LT(waited, 5s);
   server.stop();
 }
+
+} // namespace

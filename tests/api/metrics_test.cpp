@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include "api/store_metrics.hpp"
+#include "domain/clock.hpp"
+#include "persistence/forwarding_store.hpp"
+#include "persistence/memory_store.hpp"
+
 using namespace recur::api;
 using namespace std::chrono_literals;
 
@@ -125,4 +130,50 @@ TEST(metrics, request_series_are_bounded) {
     std::string::npos);
   EXPECT_NE(text.find(R"(http_request_duration_seconds_count{route="other"})"),
             std::string::npos);
+}
+
+// -- families read from the store (api/store_metrics.hpp) --------------------
+
+namespace {
+
+/// A memory store whose figures can be made to fail, counting the reads.
+class countable_store final : public recur::forwarding_store {
+public:
+  explicit countable_store(recur::store& inner) : forwarding_store(inner) {}
+  recur::result<operational_figures> operational_stats(recur::instant now) override {
+    ++reads;
+    if (failing)
+      return recur::make_error(recur::errc::unavailable, "down");
+    return forwarding_store::operational_stats(now);
+  }
+  int reads = 0;
+  bool failing = false;
+};
+
+} // namespace
+
+TEST(store_metrics, one_store_read_serves_every_family_of_a_scrape_and_failures_count_once) {
+  recur::memory_store inner;
+  countable_store db{inner};
+  recur::manual_clock clk{recur::utc(2026, 1, 1)};
+  metrics_registry m;
+  add_store_metrics(m, db, clk, {std::chrono::milliseconds{60'000}});
+  auto text = m.render();
+  EXPECT_EQ(db.reads, 1);
+  EXPECT_TRUE(has_line(text, "recur_timers_pending 0"));
+  EXPECT_TRUE(has_line(text, "recur_timers_due 0"));
+  EXPECT_TRUE(has_line(text, "recur_store_stats_errors_total 0"));
+  m.render(); // within max_age: the same figures
+  EXPECT_EQ(db.reads, 1);
+
+  countable_store down{inner};
+  down.failing = true;
+  metrics_registry m2;
+  add_store_metrics(m2, down, clk, {std::chrono::milliseconds{60'000}});
+  text = m2.render();
+  EXPECT_EQ(down.reads, 1);
+  EXPECT_FALSE(has_line(text, "recur_timers_pending 0"));
+  EXPECT_TRUE(has_line(text, "recur_store_stats_errors_total 1"));
+  m2.render(); // the failure is not retried until max_age has passed
+  EXPECT_EQ(down.reads, 1);
 }
