@@ -168,24 +168,36 @@ void issue_calls(sub_actor* self, const std::vector<gateway_call_request>& calls
   }
 }
 
-void count_sagas(const runtime_context* ctx, const unit_of_work& w) {
-  for (const auto& r : w.new_sagas) {
-    bump(&runtime_counters::sagas_started, ctx);
-    if (r.status == saga_status::completed)
-      bump(&runtime_counters::sagas_completed, ctx);
-    else if (r.status == saga_status::compensated)
-      bump(&runtime_counters::sagas_compensated, ctx);
-    else if (r.status == saga_status::failed)
-      bump(&runtime_counters::sagas_failed, ctx);
+/// What a unit of work does to the saga counters, taken before the unit goes
+/// to the store (which may take it apart) and counted once it committed.
+struct saga_tally {
+  std::uint32_t started = 0;
+  std::uint32_t completed = 0;
+  std::uint32_t compensated = 0;
+  std::uint32_t failed = 0;
+
+  void add(saga_status st) {
+    completed += st == saga_status::completed;
+    compensated += st == saga_status::compensated;
+    failed += st == saga_status::failed;
   }
-  for (const auto& u : w.saga_updates) {
-    if (u.status == saga_status::completed)
-      bump(&runtime_counters::sagas_completed, ctx);
-    else if (u.status == saga_status::compensated)
-      bump(&runtime_counters::sagas_compensated, ctx);
-    else if (u.status == saga_status::failed)
-      bump(&runtime_counters::sagas_failed, ctx);
+
+  static saga_tally of(const unit_of_work& w) {
+    saga_tally t;
+    t.started = static_cast<std::uint32_t>(w.new_sagas.size());
+    for (const auto& r : w.new_sagas)
+      t.add(r.status);
+    for (const auto& u : w.saga_updates)
+      t.add(u.status);
+    return t;
   }
+};
+
+void count_sagas(const runtime_context* ctx, const saga_tally& t) {
+  bump(&runtime_counters::sagas_started, ctx, t.started);
+  bump(&runtime_counters::sagas_completed, ctx, t.completed);
+  bump(&runtime_counters::sagas_compensated, ctx, t.compensated);
+  bump(&runtime_counters::sagas_failed, ctx, t.failed);
 }
 
 /// A failed commit of an input nobody waits for: try it again later.
@@ -223,6 +235,7 @@ bool is_stale_timer(const sub_state& s, const commit_reply& r,
 /// calls, or (failure) forget the cached state and retry an input nobody
 /// waits for when the store was merely unavailable.
 void committed(sub_actor* self, subscription_decision&& d,
+               const saga_tally& tally,
                std::optional<caf::response_promise>& reply,
                const commit_reply& r, subscription_input& in, bool retry) {
   auto& s = self->state;
@@ -254,7 +267,7 @@ void committed(sub_actor* self, subscription_decision&& d,
   }
   s.retry_backoff_ms = 0;
   bump(&runtime_counters::commits, s.ctx);
-  count_sagas(s.ctx, d.work);
+  count_sagas(s.ctx, tally);
   adopt(s, std::move(d.next));
   answer(self, reply, command_reply{std::nullopt, reply_state(s)});
   issue_calls(self, d.calls);
@@ -299,32 +312,34 @@ void process(sub_actor* self, subscription_input in,
     issue_calls(self, d->calls);
     return;
   }
+  const auto tally = saga_tally::of(d->work);
   if (s.ctx->commit_in_actor) {
     // The store's commits never wait on I/O (in-memory): commit here, with
-    // no round trip through the writer actor.
-    auto r = commit_reply::from(s.ctx->db->commit(d->work));
-    committed(self, std::move(*d), reply, r, in, retry);
+    // no round trip through the writer actor; the unit moves into the store.
+    auto r = commit_reply::from(s.ctx->db->commit_owned(std::move(d->work)));
+    committed(self, std::move(*d), tally, reply, r, in, retry);
     return;
   }
+  // The unit of work travels; the rest of the decision stays here.
+  auto work = std::move(d->work);
   auto pending = std::make_shared<subscription_decision>(std::move(*d));
-  auto work = pending->work; // a copy travels; the decision stays here
   std::shared_ptr<subscription_input> again;
   if (retry)
     again = std::make_shared<subscription_input>(std::move(in));
   // await: nothing else for this subscription runs until the commit is known.
   self->request(s.writer, caf::infinite, commit_atom::value, std::move(work))
     .await(
-      [self, pending, reply, again](commit_reply& r) mutable {
+      [self, pending, tally, reply, again](commit_reply& r) mutable {
         subscription_input none;
-        committed(self, std::move(*pending), reply, r, again ? *again : none,
-                  again != nullptr);
+        committed(self, std::move(*pending), tally, reply, r,
+                  again ? *again : none, again != nullptr);
       },
-      [self, pending, reply, again](caf::error& e) mutable {
+      [self, pending, tally, reply, again](caf::error& e) mutable {
         commit_reply r;
         r.error = make_error(errc::unavailable, "store writer: " + to_string(e));
         subscription_input none;
-        committed(self, std::move(*pending), reply, r, again ? *again : none,
-                  again != nullptr);
+        committed(self, std::move(*pending), tally, reply, r,
+                  again ? *again : none, again != nullptr);
       });
 }
 
@@ -555,9 +570,8 @@ caf::behavior registry(registry_actor* self, const runtime_context* ctx,
       return self->delegate(e.actor, std::move(c));
     },
     [self](timer_due_atom a, claimed_timer& t) {
-      auto p = nlohmann::json::parse(t.timer.payload_json, nullptr, false);
-      if (!p.is_object() || !p.contains("subscription")
-          || !p["subscription"].is_string()) {
+      auto sub_id = timer_subscription(t.timer.payload_json);
+      if (!sub_id) {
         spdlog::warn("event=timer_unroutable tenant={} timer={}",
                      t.tenant.value, t.timer.id);
         if (self->current_message_id().is_request())
@@ -566,7 +580,7 @@ caf::behavior registry(registry_actor* self, const runtime_context* ctx,
             {}});
         return;
       }
-      subscription_id sub{p["subscription"].get<std::string>()};
+      subscription_id sub{std::move(*sub_id)};
       auto& e = entry_for(self, t.tenant, sub);
       self->delegate(e.actor, a, std::move(t));
     },
@@ -624,6 +638,31 @@ caf::behavior registry(registry_actor* self, const runtime_context* ctx,
 }
 
 } // namespace
+
+std::optional<std::string> timer_subscription(std::string_view payload) {
+  // The shape of every lifecycle timer: exactly {"subscription":"<id>"},
+  // the id plain ASCII (no quote, escape or control character), read as it
+  // stands. Anything else is parsed, as JSON with UTF-8 checks.
+  constexpr std::string_view head = R"({"subscription":")";
+  constexpr std::string_view tail = R"("})";
+  if (payload.size() > head.size() + tail.size() && payload.starts_with(head)
+      && payload.ends_with(tail)) {
+    const auto id = payload.substr(head.size(),
+                                   payload.size() - head.size() - tail.size());
+    if (std::none_of(id.begin(), id.end(), [](char ch) {
+          const auto u = static_cast<unsigned char>(ch);
+          return ch == '"' || ch == '\\' || u < 0x20 || u >= 0x80;
+        }))
+      return std::string{id};
+  }
+  auto p = nlohmann::json::parse(payload, nullptr, false);
+  if (!p.is_object())
+    return std::nullopt;
+  auto it = p.find("subscription");
+  if (it == p.end() || !it->is_string())
+    return std::nullopt;
+  return it->get<std::string>();
+}
 
 caf::actor spawn_registry(caf::actor_system& sys, const runtime_context* ctx,
                           caf::actor writer, caf::actor gateway) {

@@ -38,6 +38,8 @@
 #include <string>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <caf/all.hpp>
 
 #include "actors/gateway_actor_impl.hpp"
@@ -135,6 +137,16 @@ options parse(int argc, char** argv) {
   if (o.poll_ms < 1)
     usage("--poll-ms must be >= 1");
   return o;
+}
+
+/// CPU seconds (user + system) this process has used so far.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return s(u.ru_utime) + s(u.ru_stime);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -241,6 +253,7 @@ int main(int argc, char** argv) {
   auto registry = spawn_registry(sys, &ctx, writer, gateway);
 
   auto start = std::chrono::steady_clock::now();
+  const double cpu_start = cpu_seconds();
   timer_service_config tc;
   tc.poll_interval_ms = o.poll_ms;
   tc.claim_batch_limit = 1000;
@@ -285,6 +298,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
   double run_s = seconds_since(start);
+  double run_cpu_s = cpu_seconds() - cpu_start;
 
   for (auto* h : {&timers, &registry, &gateway, &writer})
     caf::anon_send_exit(*h, caf::exit_reason::user_shutdown);
@@ -295,7 +309,7 @@ int main(int argc, char** argv) {
     "\"window\":%zu,\"threads\":%d,\"policy\":\"%s\",\"pool\":%zu,"
     "\"lanes\":%zu,\"poll_ms\":%lld,\"after_setup\":%s,"
     "\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
-    "\"sagas_per_s\":%.0f,\"commits\":%llu,\"commit_failures\":%llu,"
+    "\"sagas_per_s\":%.0f,\"cpu_s\":%.2f,\"cpu_us_per_saga\":%.1f,\"commits\":%llu,\"commit_failures\":%llu,"
     "\"gateway_calls\":%llu,\"collected_minor\":%lld,\"expected_minor\":%lld,"
     "\"done\":%s}\n",
     o.store.c_str(), o.writer.c_str(), static_cast<long long>(o.n), o.window,
@@ -303,7 +317,9 @@ int main(int argc, char** argv) {
     static_cast<long long>(o.poll_ms), o.after_setup.empty() ? "false" : "true",
     setup_s, run_s,
     static_cast<unsigned long long>(counters.sagas_completed.load()),
-    static_cast<double>(counters.sagas_completed.load()) / run_s,
+    static_cast<double>(counters.sagas_completed.load()) / run_s, run_cpu_s,
+    run_cpu_s * 1e6
+      / static_cast<double>(std::max<std::uint64_t>(counters.sagas_completed.load(), 1)),
     static_cast<unsigned long long>(counters.commits.load()),
     static_cast<unsigned long long>(counters.commit_failures.load()),
     static_cast<unsigned long long>(counters.gateway_calls.load()),

@@ -1,6 +1,7 @@
 #include "gateways/sandbox_gateway.hpp"
 
 #include <charconv>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -169,10 +170,11 @@ struct sandbox_gateway::state {
   mutable std::mutex mu;
   bool available = true;
 
-  std::vector<charge_entry> charges;
+  // Deques: they grow without moving (or touching twice) what they hold.
+  std::deque<charge_entry> charges;
   std::unordered_map<std::string, std::size_t> charge_by_key;
   std::unordered_map<std::string, std::size_t> charge_by_id;
-  std::vector<refund_entry> refunds;
+  std::deque<refund_entry> refunds;
   std::unordered_map<std::string, std::size_t> refund_by_key;
   /// Fresh attempts per tenant + customer + flaky token.
   std::unordered_map<std::string, std::int64_t> flaky_attempts;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <map>
 #include <set>
@@ -44,11 +45,13 @@ struct tenant_tables {
   std::map<std::string, payment_attempt_record> attempts;
   std::map<std::string, std::string> attempt_ids_by_key;
   std::set<std::string> ledger_ids;
-  std::vector<ledger_entry_record> ledger; // in append order
+  /// In append order. Deques: they grow without moving what they hold
+  /// (a vector's doubling copied every entry and touched twice the memory).
+  std::deque<ledger_entry_record> ledger;
   std::set<std::pair<std::string, std::string>> inbox;
   std::map<std::string, idempotency_row> idempotency;
   std::map<std::string, usage_event> usage;
-  std::vector<audit_record> audit; // seq = index + 1
+  std::deque<audit_record> audit; // seq = index + 1
 };
 
 /// (due_at, tenant, timer id) of a pending timer: the order claims take.
@@ -94,9 +97,9 @@ void remember_replaced(journal& j, Map& m, const typename Map::key_type& k) {
       [&m, k, old = std::move(it->second)] { m.insert_or_assign(k, old); });
 }
 
-/// Remembers a vector's length so that a rollback drops what gets appended.
-template <class T>
-void remember_size(journal& j, std::vector<T>& v) {
+/// Remembers a sequence's length so that a rollback drops what gets appended.
+template <class Seq>
+void remember_size(journal& j, Seq& v) {
   j.on_undo([&v, n = static_cast<std::ptrdiff_t>(v.size())] {
     v.erase(v.begin() + n, v.end());
   });
@@ -207,9 +210,9 @@ struct memory_store::tables {
     return it == by_tenant.end() ? nullptr : &it->second;
   }
 
-  /// One unit of work being applied.
+  /// One unit of work being applied: its rows are moved into the tables.
   struct apply_context {
-    const unit_of_work& work;
+    unit_of_work& work;
     tenant_tables& rows;
     journal& undo;
     commit_receipt& receipt;
@@ -217,7 +220,8 @@ struct memory_store::tables {
 
   using step_fn = status (tables::*)(apply_context&);
 
-  result<commit_receipt> commit(const unit_of_work& w) {
+  /// Takes `w` apart (its rows move into the tables), whatever the outcome.
+  result<commit_receipt> commit(unit_of_work& w) {
     // The order of unit_of_work's comment; a later step sees earlier writes.
     static constexpr step_fn steps[] = {
       &tables::apply_inbox,           &tables::apply_idempotency,
@@ -275,17 +279,17 @@ struct memory_store::tables {
   }
 
   status apply_events(apply_context& c) {
-    for (const event_append& a : c.work.events) {
+    for (event_append& a : c.work.events) {
       std::vector<event_record>& stream = c.rows.events[a.subscription.value];
       const auto version = static_cast<std::int64_t>(stream.size());
       if (a.expected_version != version)
         return version_conflict("subscription " + a.subscription.value,
                                 a.expected_version, version);
       remember_size(c.undo, stream);
-      for (const new_event& e : a.events)
+      for (new_event& e : a.events)
         stream.push_back(event_record{
-          a.subscription, static_cast<std::int64_t>(stream.size()) + 1, e.type,
-          e.payload_json, e.recorded_at});
+          a.subscription, static_cast<std::int64_t>(stream.size()) + 1,
+          std::move(e.type), std::move(e.payload_json), e.recorded_at});
       c.receipt.event_versions.push_back(
         static_cast<std::int64_t>(stream.size()));
     }
@@ -311,20 +315,23 @@ struct memory_store::tables {
   }
 
   status apply_read_model(apply_context& c) {
-    for (const subscription_row& row : c.work.subscriptions) {
-      remember_replaced(c.undo, c.rows.subscriptions, row.id.value);
-      c.rows.subscriptions.insert_or_assign(row.id.value, row);
+    for (subscription_row& row : c.work.subscriptions) {
+      std::string key = row.id.value;
+      remember_replaced(c.undo, c.rows.subscriptions, key);
+      c.rows.subscriptions.insert_or_assign(std::move(key), std::move(row));
     }
     return {};
   }
 
   status apply_new_sagas(apply_context& c) {
-    for (saga_record s : c.work.new_sagas) {
-      if (c.rows.sagas.contains(s.id.value))
+    for (saga_record& s : c.work.new_sagas) {
+      std::string key = s.id.value;
+      auto [it, fresh] = c.rows.sagas.try_emplace(std::move(key));
+      if (!fresh)
         return make_error(errc::already_exists, "saga " + s.id.value);
-      remember(c.undo, c.rows.sagas, s.id.value);
+      c.undo.on_undo([&m = c.rows.sagas, id = it->first] { m.erase(id); });
       s.version = 1;
-      c.rows.sagas.emplace(s.id.value, std::move(s));
+      it->second = std::move(s);
     }
     return {};
   }
@@ -337,11 +344,20 @@ struct memory_store::tables {
       if (it->second.version != u.expected_version)
         return version_conflict("saga " + u.id.value, u.expected_version,
                                 it->second.version);
-      remember(c.undo, c.rows.sagas, u.id.value);
       saga_record& s = it->second;
+      // The fields an update changes, moved aside rather than the row copied.
+      c.undo.on_undo([&s, status = s.status, step = s.step,
+                      data = std::move(s.data_json), at = s.updated_at,
+                      version = s.version]() mutable {
+        s.status = status;
+        s.step = step;
+        s.data_json = std::move(data);
+        s.updated_at = at;
+        s.version = version;
+      });
       s.status = u.status;
       s.step = u.step;
-      s.data_json = u.data_json;
+      s.data_json = std::move(u.data_json);
       s.updated_at = u.updated_at;
       ++s.version;
     }
@@ -349,7 +365,7 @@ struct memory_store::tables {
   }
 
   status apply_saga_steps(apply_context& c) {
-    for (saga_step_record step : c.work.saga_steps) {
+    for (saga_step_record& step : c.work.saga_steps) {
       if (!c.rows.sagas.contains(step.saga.value))
         return make_error(errc::not_found, "steps of saga " + step.saga.value);
       std::vector<saga_step_record>& log = c.rows.saga_steps[step.saga.value];
@@ -386,12 +402,14 @@ struct memory_store::tables {
   }
 
   status apply_timer_schedule(apply_context& c) {
-    for (const timer_record& t : c.work.timers_to_schedule) {
-      if (c.rows.timers.contains(t.id))
+    for (timer_record& t : c.work.timers_to_schedule) {
+      auto [it, fresh] = c.rows.timers.try_emplace(t.id);
+      if (!fresh)
         continue; // the second schedule of an id changes nothing
-      remember(c.undo, c.rows.timers, t.id);
-      c.rows.timers.emplace(t.id, timer_row{t, false, std::nullopt});
+      // By id: a cancel later in this unit may erase and (undone) re-insert it.
+      c.undo.on_undo([&m = c.rows.timers, id = t.id] { m.erase(id); });
       index_insert(c.undo, key_of(c, t));
+      it->second = timer_row{std::move(t), false, std::nullopt};
     }
     return {};
   }
@@ -420,9 +438,13 @@ struct memory_store::tables {
       if (it == c.rows.timers.end() || it->second.completed)
         return make_error(errc::not_found, "pending timer " + id);
       index_erase(c.undo, key_of(c, it->second));
-      remember(c.undo, c.rows.timers, id);
-      it->second.completed = true;
-      it->second.lease_until.reset();
+      timer_row& row = it->second;
+      c.undo.on_undo([&row, lease = row.lease_until] {
+        row.completed = false;
+        row.lease_until = lease;
+      });
+      row.completed = true;
+      row.lease_until.reset();
     }
     return {};
   }
@@ -431,7 +453,7 @@ struct memory_store::tables {
   // --------------------------------------------------
 
   status apply_new_invoices(apply_context& c) {
-    for (invoice_record r : c.work.new_invoices) {
+    for (invoice_record& r : c.work.new_invoices) {
       if (c.rows.invoices.contains(r.id.value)
           || c.rows.invoice_ids_by_key.contains(r.idempotency_key))
         return make_error(errc::already_exists,
@@ -453,17 +475,25 @@ struct memory_store::tables {
       if (it->second.version != u.expected_version)
         return version_conflict("invoice " + u.id.value, u.expected_version,
                                 it->second.version);
-      remember(c.undo, c.rows.invoices, u.id.value);
-      it->second.status = u.status;
-      it->second.amount_paid_minor = u.amount_paid_minor;
-      it->second.updated_at = u.updated_at;
-      ++it->second.version;
+      invoice_record& r = it->second;
+      c.undo.on_undo([&r, status = std::move(r.status),
+                      paid = r.amount_paid_minor, at = r.updated_at,
+                      version = r.version]() mutable {
+        r.status = std::move(status);
+        r.amount_paid_minor = paid;
+        r.updated_at = at;
+        r.version = version;
+      });
+      r.status = std::move(u.status);
+      r.amount_paid_minor = u.amount_paid_minor;
+      r.updated_at = u.updated_at;
+      ++r.version;
     }
     return {};
   }
 
   status apply_new_attempts(apply_context& c) {
-    for (payment_attempt_record r : c.work.new_attempts) {
+    for (payment_attempt_record& r : c.work.new_attempts) {
       if (c.rows.attempts.contains(r.id.value)
           || c.rows.attempt_ids_by_key.contains(r.idempotency_key))
         return make_error(errc::already_exists, "payment attempt " + r.id.value
@@ -485,13 +515,22 @@ struct memory_store::tables {
       if (it->second.version != u.expected_version)
         return version_conflict("payment attempt " + u.id.value,
                                 u.expected_version, it->second.version);
-      remember(c.undo, c.rows.attempts, u.id.value);
-      it->second.status = u.status;
-      it->second.decline_code = u.decline_code;
-      it->second.updated_at = u.updated_at;
+      payment_attempt_record& r = it->second;
+      c.undo.on_undo([&r, status = std::move(r.status),
+                      code = std::move(r.decline_code), at = r.updated_at,
+                      charge = r.charge_id, version = r.version]() mutable {
+        r.status = std::move(status);
+        r.decline_code = std::move(code);
+        r.updated_at = at;
+        r.charge_id = std::move(charge);
+        r.version = version;
+      });
+      r.status = std::move(u.status);
+      r.decline_code = std::move(u.decline_code);
+      r.updated_at = u.updated_at;
       if (!u.charge_id.empty())
-        it->second.charge_id = u.charge_id;
-      ++it->second.version;
+        r.charge_id = std::move(u.charge_id);
+      ++r.version;
     }
     return {};
   }
@@ -519,10 +558,11 @@ struct memory_store::tables {
     if (c.work.outbox.empty())
       return {};
     c.undo.on_undo([this, next = next_position] { next_position = next; });
-    for (const outbox_message& m : c.work.outbox) {
+    for (outbox_message& m : c.work.outbox) {
       const std::int64_t position = next_position++;
-      unpublished.emplace(position, outbox_record{c.work.tenant, position, m,
-                                                  std::nullopt});
+      unpublished.emplace_hint(unpublished.end(), position,
+                               outbox_record{c.work.tenant, position,
+                                             std::move(m), std::nullopt});
       c.undo.on_undo([this, position] { unpublished.erase(position); });
     }
     return {};
@@ -532,9 +572,9 @@ struct memory_store::tables {
     if (c.work.audit.empty())
       return {};
     remember_size(c.undo, c.rows.audit);
-    for (const audit_entry& e : c.work.audit)
-      c.rows.audit.push_back(
-        audit_record{static_cast<std::int64_t>(c.rows.audit.size()) + 1, e});
+    for (audit_entry& e : c.work.audit)
+      c.rows.audit.push_back(audit_record{
+        static_cast<std::int64_t>(c.rows.audit.size()) + 1, std::move(e)});
     return {};
   }
 };
@@ -547,17 +587,24 @@ memory_store::memory_store() : tables_(std::make_unique<tables>()) {}
 memory_store::~memory_store() = default;
 
 result<commit_receipt> memory_store::commit(const unit_of_work& work) {
+  unit_of_work copy = work; // copied before the lock is taken
+  std::lock_guard lock{mutex_};
+  return tables_->commit(copy);
+}
+
+result<commit_receipt> memory_store::commit_owned(unit_of_work&& work) {
   std::lock_guard lock{mutex_};
   return tables_->commit(work);
 }
 
 std::vector<result<commit_receipt>>
 memory_store::commit_many(std::span<const unit_of_work> works) {
+  std::vector<unit_of_work> copies(works.begin(), works.end());
   // One lock for the batch: no other writer lands between its units.
   std::lock_guard lock{mutex_};
   std::vector<result<commit_receipt>> out;
-  out.reserve(works.size());
-  for (const unit_of_work& w : works)
+  out.reserve(copies.size());
+  for (unit_of_work& w : copies)
     out.push_back(tables_->commit(w));
   return out;
 }

@@ -36,6 +36,8 @@ public:
   // -- writes -----------------------------------------------------------------
 
   result<commit_receipt> commit(const unit_of_work& work) override;
+  /// Moves the unit's rows into the tables instead of copying them.
+  result<commit_receipt> commit_owned(unit_of_work&& work) override;
   std::vector<result<commit_receipt>>
   commit_many(std::span<const unit_of_work> works) override;
 

@@ -442,6 +442,15 @@ public:
   /// `constraint_violation` (data the schema refuses).
   virtual result<commit_receipt> commit(const unit_of_work& work) = 0;
 
+  /// `commit` of a unit of work the caller gives up: a store may take it
+  /// apart (move its rows), so it is unspecified afterwards, whatever the
+  /// outcome. The default commits a const view of it; the memory store
+  /// moves. Stores that wrap another (forwarding_store) must not forward
+  /// this past their own `commit`.
+  virtual result<commit_receipt> commit_owned(unit_of_work&& work) {
+    return commit(work);
+  }
+
   /// Commits several independent units of work; each gets its own result, as
   /// if committed alone in order. Implementations may share one transaction
   /// among the ones that succeed (group commit). The default commits each.

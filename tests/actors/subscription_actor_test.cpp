@@ -230,6 +230,27 @@ std::uint64_t all_outcomes(const world& w) {
   return n;
 }
 
+TEST(timer_subscription, reads_the_plain_shape_and_parses_every_other) {
+  // The shape lifecycle timers have, read without a parse.
+  EXPECT_EQ(timer_subscription(R"({"subscription":"sub_1"})"), "sub_1");
+  // Other shapes and keys: parsed, with JSON's rules.
+  EXPECT_EQ(timer_subscription(R"({"saga":"s/invoice/1","subscription":"sub_2"})"),
+            "sub_2");
+  EXPECT_EQ(timer_subscription(R"({ "subscription" : "sub_3" })"), "sub_3");
+  EXPECT_EQ(timer_subscription(R"({"subscription":"a\"b"})"), "a\"b");
+  EXPECT_EQ(timer_subscription(R"({"subscription":"a\u00e9"})"), "a\u00e9");
+  EXPECT_EQ(timer_subscription(R"({"subscription":""})"), "");
+  // Looks like the plain shape but is not JSON, or names no string.
+  EXPECT_EQ(timer_subscription(R"({"subscription":"a"b"})"), std::nullopt);
+  EXPECT_EQ(timer_subscription("{\"subscription\":\"a\nb\"}"), std::nullopt);
+  EXPECT_EQ(timer_subscription("{\"subscription\":\"\xff\"}"), std::nullopt);
+  EXPECT_EQ(timer_subscription(R"({"subscription":"x"}})"), std::nullopt);
+  EXPECT_EQ(timer_subscription(R"({"subscription":7})"), std::nullopt);
+  EXPECT_EQ(timer_subscription(R"({"saga":"x"})"), std::nullopt);
+  EXPECT_EQ(timer_subscription(R"(["subscription"])"), std::nullopt);
+  EXPECT_EQ(timer_subscription(""), std::nullopt);
+}
+
 TEST(subscription_actor, trial_renewals_through_actors) {
   world w;
   node n(w);
