@@ -9,6 +9,8 @@
 #include <set>
 #include <system_error>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace recur {
@@ -29,22 +31,32 @@ struct idempotency_row {
   bool completed = false;
 };
 
+/// Tables read only by key: hashed (one or two cache misses a look-up, where
+/// a tree of a million string keys costs twenty comparisons).
+template <class V>
+using hash_map = std::unordered_map<std::string, V>;
+
 /// Everything one tenant owns. Every tenant-scoped call reaches exactly one of
 /// these, so keys are per tenant and no call can touch another tenant's rows.
+/// Trees where a listing walks the keys in order (customers, plans,
+/// subscriptions, sagas, invoices), hashes where rows are only looked up.
 struct tenant_tables {
   std::map<std::string, customer_record> customers;
   std::map<std::string, std::map<std::int32_t, plan_version_record>> plans;
   std::map<std::string, subscription_row> subscriptions;
-  std::map<std::string, std::vector<event_record>> events;
-  std::map<std::string, std::map<std::int64_t, snapshot_record>> snapshots;
+  hash_map<std::vector<event_record>> events;
+  hash_map<std::map<std::int64_t, snapshot_record>> snapshots;
   std::map<std::string, saga_record> sagas;
-  std::map<std::string, std::vector<saga_step_record>> saga_steps;
-  std::map<std::string, timer_row> timers;
+  hash_map<std::vector<saga_step_record>> saga_steps;
+  hash_map<timer_row> timers;
+  /// (owner, timer id) of every row of `timers`: cancels and listings by
+  /// owner walk their own timers, not the tenant's.
+  std::set<std::pair<std::string, std::string>> timers_by_owner;
   std::map<std::string, invoice_record> invoices;
-  std::map<std::string, std::string> invoice_ids_by_key;
-  std::map<std::string, payment_attempt_record> attempts;
-  std::map<std::string, std::string> attempt_ids_by_key;
-  std::set<std::string> ledger_ids;
+  hash_map<std::string> invoice_ids_by_key;
+  hash_map<payment_attempt_record> attempts;
+  hash_map<std::string> attempt_ids_by_key;
+  std::unordered_set<std::string> ledger_ids;
   /// In append order. Deques: they grow without moving what they hold
   /// (a vector's doubling copied every entry and touched twice the memory).
   std::deque<ledger_entry_record> ledger;
@@ -106,8 +118,8 @@ void remember_size(journal& j, Seq& v) {
 }
 
 /// Inserts k unless present; false when it was already there.
-template <class K>
-bool insert_once(journal& j, std::set<K>& s, const K& k) {
+template <class Set, class K>
+bool insert_once(journal& j, Set& s, const K& k) {
   if (!s.insert(k).second)
     return false;
   j.on_undo([&s, k] { s.erase(k); });
@@ -408,6 +420,7 @@ struct memory_store::tables {
         continue; // the second schedule of an id changes nothing
       // By id: a cancel later in this unit may erase and (undone) re-insert it.
       c.undo.on_undo([&m = c.rows.timers, id = t.id] { m.erase(id); });
+      insert_once(c.undo, c.rows.timers_by_owner, std::pair{t.owner, t.id});
       index_insert(c.undo, key_of(c, t));
       it->second = timer_row{std::move(t), false, std::nullopt};
     }
@@ -416,17 +429,23 @@ struct memory_store::tables {
 
   /// Cancelled timers are removed: their id may be scheduled again.
   status apply_timer_cancel(apply_context& c) {
+    auto& by_owner = c.rows.timers_by_owner;
     for (const timer_cancel& x : c.work.timers_to_cancel) {
       std::vector<std::string> ids;
-      for (const auto& [id, row] : c.rows.timers) {
-        if (!row.completed && row.timer.owner == x.owner
-            && (x.kind.empty() || row.timer.kind == x.kind))
-          ids.push_back(id);
+      for (auto it = by_owner.lower_bound(std::pair{x.owner, std::string{}});
+           it != by_owner.end() && it->first == x.owner; ++it) {
+        const timer_row& row = c.rows.timers.at(it->second);
+        if (!row.completed && (x.kind.empty() || row.timer.kind == x.kind))
+          ids.push_back(it->second);
       }
       for (const std::string& id : ids) {
         index_erase(c.undo, key_of(c, c.rows.timers.at(id)));
         remember(c.undo, c.rows.timers, id);
         c.rows.timers.erase(id);
+        by_owner.erase(std::pair{x.owner, id});
+        c.undo.on_undo([&by_owner, owner = x.owner, id] {
+          by_owner.emplace(owner, id);
+        });
       }
     }
     return {};
@@ -848,8 +867,11 @@ memory_store::list_timers(const tenant_id& t, const std::string& owner) {
   std::lock_guard lock{mutex_};
   std::vector<timer_record> out;
   if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
-    for (const auto& [id, row] : rows->timers) {
-      if (!row.completed && row.timer.owner == owner)
+    for (auto it = rows->timers_by_owner.lower_bound(
+           std::pair{owner, std::string{}});
+         it != rows->timers_by_owner.end() && it->first == owner; ++it) {
+      const timer_row& row = rows->timers.at(it->second);
+      if (!row.completed)
         out.push_back(row.timer);
     }
   }
