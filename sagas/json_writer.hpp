@@ -3,6 +3,7 @@
 /// byte-for-byte what nlohmann::json::dump() prints for the same document
 /// (callers write object keys in sorted order, as nlohmann's std::map does).
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -41,7 +42,9 @@ public:
   }
   json_writer& value(std::int64_t v) {
     separate();
-    out_.append(std::to_string(v));
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, r.ptr);
     return *this;
   }
   json_writer& value(std::int32_t v) { return value(std::int64_t{v}); }
@@ -85,8 +88,13 @@ private:
   /// control characters as \u00xx, everything else as is.
   void put_string(std::string_view s) {
     out_.push_back('"');
-    for (char ch : s) {
-      const auto c = static_cast<unsigned char>(ch);
+    std::size_t plain = 0; // start of the run of characters copied as is
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x20 && c != '"' && c != '\\')
+        continue;
+      out_.append(s.data() + plain, i - plain);
+      plain = i + 1;
       switch (c) {
         case '"': out_.append("\\\""); break;
         case '\\': out_.append("\\\\"); break;
@@ -95,17 +103,15 @@ private:
         case '\n': out_.append("\\n"); break;
         case '\r': out_.append("\\r"); break;
         case '\t': out_.append("\\t"); break;
-        default:
-          if (c < 0x20) {
-            static constexpr char hex[] = "0123456789abcdef";
-            out_.append("\\u00");
-            out_.push_back(hex[c >> 4]);
-            out_.push_back(hex[c & 0xF]);
-          } else {
-            out_.push_back(ch);
-          }
+        default: {
+          static constexpr char hex[] = "0123456789abcdef";
+          out_.append("\\u00");
+          out_.push_back(hex[c >> 4]);
+          out_.push_back(hex[c & 0xF]);
+        }
       }
     }
+    out_.append(s.data() + plain, s.size() - plain);
     out_.push_back('"');
   }
 

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sagas/json_writer.hpp"
+
 namespace recur {
 
 namespace {
@@ -359,18 +361,30 @@ std::vector<saga_command> resume(const saga_definition& def,
 // -- persistence --------------------------------------------------------------
 
 saga_record to_record(const saga_state& s) {
-  nlohmann::json j;
-  j["attempts"] = s.attempts;
-  j["data"] = s.data;
-  j["timers_armed"] = s.timers_armed;
-  if (s.timer) {
-    j["timer"] = {{"id", s.timer->id},
-                  {"kind", s.timer->kind},
-                  {"wait_kind", s.timer->wait_kind},
-                  {"due_at_unix_s", s.timer->due_at.unix_s}};
-  }
-  return saga_record{s.id,      s.type,   s.subscription, s.status,    s.step,
-                     s.version, j.dump(), s.created_at,   s.updated_at};
+  // On every saga commit's path: written directly, byte for byte what
+  // nlohmann's dump of the same document prints (keys in sorted order).
+  std::string out;
+  out.reserve(64 + 8 * s.attempts.size() + 48 * s.data.size());
+  json_writer w{out};
+  w.begin_object().key("attempts").begin_array();
+  for (auto a : s.attempts)
+    w.value(a);
+  w.end_array().key("data").begin_object();
+  for (const auto& [k, v] : s.data)
+    w.member(k, v);
+  w.end_object();
+  if (s.timer)
+    w.key("timer")
+      .begin_object()
+      .member("due_at_unix_s", s.timer->due_at.unix_s)
+      .member("id", s.timer->id)
+      .member("kind", s.timer->kind)
+      .member("wait_kind", s.timer->wait_kind)
+      .end_object();
+  w.member("timers_armed", s.timers_armed).end_object();
+  return saga_record{s.id,      s.type,         s.subscription,
+                     s.status,  s.step,         s.version,
+                     std::move(out), s.created_at, s.updated_at};
 }
 
 saga_update to_update(const saga_state& s) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sagas/json_writer.hpp"
+#include "sagas/state_reader.hpp"
 
 namespace recur {
 
@@ -196,6 +197,12 @@ result<subscription_state> subscription_from_value(const json& j) {
 } // namespace
 
 result<subscription_state> subscription_from_json(std::string_view text) {
+  if (subscription_state fast; read_state_fast(text, fast))
+    return fast;
+  return subscription_from_json_dom(text);
+}
+
+result<subscription_state> subscription_from_json_dom(std::string_view text) {
   auto j = json::parse(text, nullptr, false);
   if (j.is_discarded())
     return make_error(errc::invalid_argument, "subscription state is not JSON");
@@ -208,6 +215,11 @@ subscription_from_history(const subscription_history& h) {
     return make_error(errc::not_found, "no such subscription");
   std::string_view text;
   if (!h.tail.empty()) {
+    if (subscription_state fast;
+        read_payload_state_fast(h.tail.back().payload_json, fast)) {
+      fast.version = h.version;
+      return fast;
+    }
     auto j = json::parse(h.tail.back().payload_json, nullptr, false);
     if (j.is_discarded() || !j.contains("state"))
       return make_error(errc::invalid_argument,

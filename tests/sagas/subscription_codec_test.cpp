@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sagas/json_writer.hpp"
+#include "sagas/state_reader.hpp"
 #include "sagas/subscription.hpp"
 
 namespace recur {
@@ -80,6 +81,98 @@ TEST(subscription_codec, state_text_is_what_a_json_dom_prints_and_round_trips) {
     ASSERT_TRUE(back) << back.error().detail;
     EXPECT_EQ(*back, s) << "case " << i;
   }
+}
+
+/// The fast reader agrees with the DOM path, or leaves the text to it.
+void expect_fast_agrees(const std::string& text, const std::string& what) {
+  subscription_state fast;
+  const bool read = read_state_fast(text, fast);
+  auto dom = subscription_from_json_dom(text);
+  if (read) {
+    ASSERT_TRUE(dom.has_value())
+      << what << ": the fast reader took what the DOM refuses: " << text;
+    EXPECT_EQ(fast, *dom) << what << ": " << text;
+  }
+  auto either = subscription_from_json(text);
+  ASSERT_EQ(either.has_value(), dom.has_value()) << what;
+  if (dom)
+    EXPECT_EQ(*either, *dom) << what;
+  else
+    EXPECT_EQ(either.error().detail, dom.error().detail) << what;
+}
+
+TEST(subscription_codec, the_fast_reader_reads_states_and_payloads_as_the_dom) {
+  std::mt19937_64 g{20261207};
+  for (int i = 0; i < 300; ++i) {
+    const auto s = random_state(g);
+    const auto text = to_json(s);
+    subscription_state fast;
+    ASSERT_TRUE(read_state_fast(text, fast)) << "case " << i;
+    EXPECT_EQ(fast, s) << "case " << i;
+    // An event payload: the detail is skipped, whatever it holds.
+    const std::string payload = R"({"detail":{"a":[1,{"state":2}],"b":null},)"
+                                R"("state":)" + text + R"(,"z":1.5})";
+    subscription_state from_payload;
+    ASSERT_TRUE(read_payload_state_fast(payload, from_payload)) << "case " << i;
+    EXPECT_EQ(from_payload, s) << "case " << i;
+  }
+}
+
+TEST(subscription_codec, the_fast_reader_never_takes_what_the_dom_reads_otherwise) {
+  std::mt19937_64 g{7};
+  const auto text = to_json(random_state(g));
+  const auto dom = json::parse(text);
+  std::vector<std::pair<std::string, std::string>> cases;
+  // Every member dropped, nulled, or given a value of another type.
+  for (const auto& [k, v] : dom.items()) {
+    auto d = dom;
+    d.erase(k);
+    cases.emplace_back("without " + k, d.dump());
+    for (const json& other : {json(nullptr), json(1.5), json(-3), json("x"),
+                              json(true), json::array(), json::object(),
+                              json::array({1}), json::object({{"id", 1}})}) {
+      d = dom;
+      d[k] = other;
+      cases.emplace_back(k + " = " + other.dump(), d.dump());
+    }
+  }
+  // Nested members dropped or retyped.
+  for (const char* inner : {"count", "unit"}) {
+    auto d = dom;
+    d["interval"].erase(inner);
+    cases.emplace_back(std::string{"interval without "} + inner, d.dump());
+  }
+  auto d = dom;
+  d["open_invoices"] = json::array({{{"id", "i"}}});
+  cases.emplace_back("open invoice with only an id", d.dump());
+  d = dom;
+  d["last_paid"] = {{"id", "x"}};
+  cases.emplace_back("last_paid with only an id", d.dump());
+  d = dom;
+  d["sagas"] = {{"s", 1}};
+  cases.emplace_back("a saga type that is a number", d.dump());
+  d = dom;
+  d["extra"] = {{"deep", json::array({json::object(), 2.5, nullptr})}};
+  cases.emplace_back("an unknown member", d.dump());
+  d = dom;
+  d["quantity"] = 18446744073709551615ULL;
+  cases.emplace_back("an unsigned past int64", d.dump());
+  d = dom;
+  d["plan_version"] = 4294967297LL; // as nlohmann narrows to int32
+  cases.emplace_back("plan_version past int32", d.dump());
+  // Duplicates (the last wins in the DOM), and text that is not JSON.
+  cases.emplace_back("duplicate tenant",
+                     R"({"tenant":"first",)" + text.substr(1));
+  cases.emplace_back("duplicate open_invoices",
+                     R"({"open_invoices":[{"bad":1}],)" + text.substr(1));
+  cases.emplace_back("duplicate sagas", R"({"sagas":{"zz":"old"},)" + text.substr(1));
+  cases.emplace_back("truncated", text.substr(0, text.size() / 2));
+  cases.emplace_back("trailing text", text + " x");
+  cases.emplace_back("invalid UTF-8", R"({"tenant":")" "\xff" R"(",)" + text.substr(1));
+  cases.emplace_back("an array", "[" + text + "]");
+  cases.emplace_back("empty", "");
+  for (const auto& [what, t] : cases)
+    expect_fast_agrees(t, what);
 }
 
 TEST(subscription_codec, writer_escapes_like_nlohmann_and_separates_members) {
