@@ -75,6 +75,7 @@ using timer_key = std::tuple<std::int64_t, std::string, std::string>;
 /// What to do to take back the steps of a unit of work applied so far.
 class journal {
 public:
+  journal() { undo_.reserve(32); } // a renewal's commit takes about 20
   void on_undo(std::function<void()> undo) { undo_.push_back(std::move(undo)); }
 
   void rollback() {
@@ -213,9 +214,28 @@ struct memory_store::tables {
   std::map<std::string, tenant_record> tenants;
   std::map<std::string, std::string> tenant_ids_by_key_hash;
   std::map<std::string, tenant_tables> by_tenant;
-  std::set<timer_key> pending_timers;                // every tenant's
+  using timer_index = std::set<timer_key>;
+  timer_index pending_timers;                        // every tenant's
   std::map<std::int64_t, outbox_record> unpublished; // by position
   std::int64_t next_position = 1;
+
+  /// Leases the claimable timers `taken` (iterators into pending_timers)
+  /// until `until`: each index node moves to its lease end, reused as it is.
+  std::vector<claimed_timer>
+  lease(const std::vector<timer_index::iterator>& taken, instant until) {
+    std::vector<claimed_timer> out;
+    out.reserve(taken.size());
+    for (auto it : taken) {
+      auto node = pending_timers.extract(it);
+      auto& [at_s, tenant, id] = node.value();
+      timer_row& row = by_tenant.at(tenant).timers.at(id);
+      row.lease_until = until;
+      out.push_back(claimed_timer{tenant_id{tenant}, row.timer, until});
+      at_s = until.unix_s;
+      pending_timers.insert(std::move(node));
+    }
+    return out;
+  }
 
   const tenant_tables* find(const tenant_id& t) const {
     auto it = by_tenant.find(t.value);
@@ -1151,26 +1171,16 @@ memory_store::claim_due_timers(instant now, std::size_t limit,
     return make_error(errc::invalid_argument, "a lease must last > 0 s");
   std::lock_guard lock{mutex_};
   limit = batch_size(limit);
-  std::vector<claimed_timer> out;
   // Every indexed key at or before `now` is claimable: leased timers are
   // indexed at their lease end.
-  std::vector<timer_key> taken;
-  for (const auto& k : tables_->pending_timers) {
-    if (std::get<0>(k) > now.unix_s || taken.size() >= limit)
+  std::vector<tables::timer_index::iterator> taken;
+  for (auto it = tables_->pending_timers.begin();
+       it != tables_->pending_timers.end(); ++it) {
+    if (std::get<0>(*it) > now.unix_s || taken.size() >= limit)
       break;
-    taken.push_back(k);
+    taken.push_back(it);
   }
-  for (const auto& k : taken) {
-    const auto& [due_s, tenant, id] = k;
-    timer_row& row = tables_->by_tenant.at(tenant).timers.at(id);
-    row.lease_until = now.plus_seconds(lease_s);
-    tables_->pending_timers.erase(k);
-    tables_->pending_timers.insert(
-      timer_key{row.lease_until->unix_s, tenant, id});
-    out.push_back(
-      claimed_timer{tenant_id{tenant}, row.timer, *row.lease_until});
-  }
-  return out;
+  return tables_->lease(taken, now.plus_seconds(lease_s));
 }
 
 result<std::vector<claimed_timer>>
@@ -1191,25 +1201,15 @@ memory_store::claim_due_timers_in(const timer_claim_scope& scope, instant now,
     }
     return true;
   };
-  std::vector<timer_key> taken;
-  for (const auto& k : tables_->pending_timers) {
-    if (std::get<0>(k) > now.unix_s || taken.size() >= limit)
+  std::vector<tables::timer_index::iterator> taken;
+  for (auto it = tables_->pending_timers.begin();
+       it != tables_->pending_timers.end(); ++it) {
+    if (std::get<0>(*it) > now.unix_s || taken.size() >= limit)
       break;
-    if (in_scope(std::get<1>(k)))
-      taken.push_back(k);
+    if (in_scope(std::get<1>(*it)))
+      taken.push_back(it);
   }
-  std::vector<claimed_timer> out;
-  for (const auto& k : taken) {
-    const auto& [due_s, tenant, id] = k;
-    timer_row& row = tables_->by_tenant.at(tenant).timers.at(id);
-    row.lease_until = now.plus_seconds(lease_s);
-    tables_->pending_timers.erase(k);
-    tables_->pending_timers.insert(
-      timer_key{row.lease_until->unix_s, tenant, id});
-    out.push_back(
-      claimed_timer{tenant_id{tenant}, row.timer, *row.lease_until});
-  }
-  return out;
+  return tables_->lease(taken, now.plus_seconds(lease_s));
 }
 
 result<store::operational_figures>
