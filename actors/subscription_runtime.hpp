@@ -72,13 +72,14 @@ inline std::string_view to_string(gateway_call_request::op k) noexcept {
   return "charge";
 }
 
-/// The outcome of one answered call from the parts of its reply.
 /// The subscription a durable timer belongs to: the string member
 /// "subscription" of its JSON payload, or nullopt when the payload is not an
-/// object with one. The registry routes every timer by it; the payloads
-/// Recur writes start with it, and those are read without a JSON parse.
+/// object with one. The registry routes every timer by it; the payloads of
+/// lifecycle timers are exactly {"subscription":"<id>"} and are read without
+/// a JSON parse.
 std::optional<std::string> timer_subscription(std::string_view payload_json);
 
+/// The outcome of one answered call from the parts of its reply.
 inline gateway_outcome
 outcome_of(const std::optional<charge_result>& charge,
            const std::optional<refund_result>& refund, bool failed) noexcept {

@@ -1166,21 +1166,10 @@ result<std::vector<claimed_timer>>
 memory_store::claim_due_timers(instant now, std::size_t limit,
                                std::int64_t lease_s,
                                const std::string& claimer) {
-  static_cast<void>(claimer); // leases are by time: any claimer may take over
-  if (lease_s <= 0)
-    return make_error(errc::invalid_argument, "a lease must last > 0 s");
-  std::lock_guard lock{mutex_};
-  limit = batch_size(limit);
-  // Every indexed key at or before `now` is claimable: leased timers are
-  // indexed at their lease end.
-  std::vector<tables::timer_index::iterator> taken;
-  for (auto it = tables_->pending_timers.begin();
-       it != tables_->pending_timers.end(); ++it) {
-    if (std::get<0>(*it) > now.unix_s || taken.size() >= limit)
-      break;
-    taken.push_back(it);
-  }
-  return tables_->lease(taken, now.plus_seconds(lease_s));
+  // Leases are by time: any claimer may take over. An empty scope is every
+  // tenant's timers.
+  return claim_due_timers_in(timer_claim_scope{}, now, limit, lease_s,
+                             claimer);
 }
 
 result<std::vector<claimed_timer>>
@@ -1201,6 +1190,8 @@ memory_store::claim_due_timers_in(const timer_claim_scope& scope, instant now,
     }
     return true;
   };
+  // Every indexed key at or before `now` is claimable: leased timers are
+  // indexed at their lease end.
   std::vector<tables::timer_index::iterator> taken;
   for (auto it = tables_->pending_timers.begin();
        it != tables_->pending_timers.end(); ++it) {

@@ -166,7 +166,7 @@ private:
   /// sleeps on a futex (glibc's mutex, adaptive or not) pays a hypervisor
   /// round trip to sleep and another to be woken, and its worker's whole
   /// queue of actors stalls meanwhile: the renewal bench used 1.67 of 2
-  /// cores with it, and 1.94 with this (bench/RESULTS.md, "Spin lock").
+  /// cores with it, and 1.95 with this (bench/RESULTS.md, "Spin lock").
   /// After `spins_max` pauses (tens of microseconds) a waiter yields, so a
   /// holder that was preempted gets its core back.
   class spin_lock {

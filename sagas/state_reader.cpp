@@ -3,6 +3,7 @@
 
 #include "sagas/state_reader.hpp"
 
+#include <array>
 #include <bitset>
 #include <cstdint>
 #include <exception>
@@ -206,15 +207,9 @@ public:
         || !enum_of(cancel_, all_cancel_reasons, s_.life.cancel)
         || !enum_of(pause_, all_pause_reasons, s_.life.pause))
       return false;
-    if (unit_ == "day")
-      s_.interval.unit = interval_unit::day;
-    else if (unit_ == "week")
-      s_.interval.unit = interval_unit::week;
-    else if (unit_ == "month")
-      s_.interval.unit = interval_unit::month;
-    else if (unit_ == "year")
-      s_.interval.unit = interval_unit::year;
-    else
+    static constexpr std::array units{interval_unit::day, interval_unit::week,
+                                      interval_unit::month, interval_unit::year};
+    if (!enum_of(unit_, units, s_.interval.unit))
       return false;
     out = std::move(s_);
     return true;
