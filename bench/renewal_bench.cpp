@@ -42,6 +42,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/allocator.hpp"
 #include "actors/gateway_actor_impl.hpp"
 #include "actors/store_writer_impl.hpp"
 #include "actors/subscription_actor_impl.hpp"
@@ -255,6 +256,7 @@ int main(int argc, char** argv) {
   auto gateway = spawn_gateway_actor(sys, gw, clk, gc);
   auto registry = spawn_registry(sys, &ctx, writer, gateway);
 
+  const auto heap_start = heap_allocated_bytes().value_or(0);
   auto start = std::chrono::steady_clock::now();
   const double cpu_start = cpu_seconds();
   timer_service_config tc;
@@ -302,6 +304,12 @@ int main(int argc, char** argv) {
   }
   double run_s = seconds_since(start);
   double run_cpu_s = cpu_seconds() - cpu_start;
+  // What the run kept (store rows, live actors): each new byte is memory
+  // the process touches for the first time.
+  const auto heap_end = heap_allocated_bytes().value_or(0);
+  const double heap_per_saga
+    = (static_cast<double>(heap_end) - static_cast<double>(heap_start))
+      / static_cast<double>(o.n);
 
   for (auto* h : {&timers, &registry, &gateway, &writer})
     caf::anon_send_exit(*h, caf::exit_reason::user_shutdown);
@@ -312,7 +320,7 @@ int main(int argc, char** argv) {
     "\"window\":%zu,\"threads\":%d,\"policy\":\"%s\",\"pool\":%zu,"
     "\"lanes\":%zu,\"poll_ms\":%lld,\"after_setup\":%s,"
     "\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
-    "\"sagas_per_s\":%.0f,\"cpu_s\":%.2f,\"cpu_us_per_saga\":%.1f,\"commits\":%llu,\"commit_failures\":%llu,"
+    "\"sagas_per_s\":%.0f,\"cpu_s\":%.2f,\"cpu_us_per_saga\":%.1f,\"heap_bytes_per_saga\":%.0f,\"commits\":%llu,\"commit_failures\":%llu,"
     "\"gateway_calls\":%llu,\"collected_minor\":%lld,\"expected_minor\":%lld,"
     "\"done\":%s}\n",
     o.store.c_str(), o.writer.c_str(), static_cast<long long>(o.n), o.window,
@@ -323,6 +331,7 @@ int main(int argc, char** argv) {
     static_cast<double>(counters.sagas_completed.load()) / run_s, run_cpu_s,
     run_cpu_s * 1e6
       / static_cast<double>(std::max<std::uint64_t>(counters.sagas_completed.load(), 1)),
+    heap_per_saga,
     static_cast<unsigned long long>(counters.commits.load()),
     static_cast<unsigned long long>(counters.commit_failures.load()),
     static_cast<unsigned long long>(counters.gateway_calls.load()),

@@ -36,6 +36,32 @@ struct idempotency_row {
 template <class V>
 using hash_map = std::unordered_map<std::string, V>;
 
+/// A stored ledger transaction: what ledger_entry_record repeats for each
+/// posting (id, memo, subject, time) is kept once.
+struct ledger_tx {
+  std::string id;
+  std::string subject;
+  instant at;
+  ledger_transaction transaction;
+};
+
+/// A saga's log line as stored: the saga id and seq are its row's and its
+/// place in the row's log.
+struct saga_step_row {
+  std::int32_t step = 0;
+  step_kind kind = step_kind::action;
+  std::string name;
+  std::string outcome;
+  std::string detail;
+  instant at;
+};
+
+/// A saga and its log, found with one lookup.
+struct saga_row {
+  saga_record record;
+  std::vector<saga_step_row> steps;
+};
+
 /// Everything one tenant owns. Every tenant-scoped call reaches exactly one of
 /// these, so keys are per tenant and no call can touch another tenant's rows.
 /// Trees where a listing walks the keys in order (customers, plans,
@@ -46,8 +72,7 @@ struct tenant_tables {
   std::map<std::string, subscription_row> subscriptions;
   hash_map<std::vector<event_record>> events;
   hash_map<std::map<std::int64_t, snapshot_record>> snapshots;
-  std::map<std::string, saga_record> sagas;
-  hash_map<std::vector<saga_step_record>> saga_steps;
+  std::map<std::string, saga_row> sagas;
   hash_map<timer_row> timers;
   /// (owner, timer id) of every row of `timers`: cancels and listings by
   /// owner walk their own timers, not the tenant's.
@@ -56,10 +81,12 @@ struct tenant_tables {
   hash_map<std::string> invoice_ids_by_key;
   hash_map<payment_attempt_record> attempts;
   hash_map<std::string> attempt_ids_by_key;
-  std::unordered_set<std::string> ledger_ids;
-  /// In append order. Deques: they grow without moving what they hold
-  /// (a vector's doubling copied every entry and touched twice the memory).
-  std::deque<ledger_entry_record> ledger;
+  /// In append order, one row per transaction (its postings are the
+  /// entries, numbered from 1). Deques: they grow without moving what they
+  /// hold (a vector's doubling copied every entry and touched twice the
+  /// memory), so `ledger_ids` can view the ids in place.
+  std::deque<ledger_tx> ledger;
+  std::unordered_set<std::string_view> ledger_ids;
   std::set<std::pair<std::string, std::string>> inbox;
   std::map<std::string, idempotency_row> idempotency;
   std::map<std::string, usage_event> usage;
@@ -363,7 +390,7 @@ struct memory_store::tables {
         return make_error(errc::already_exists, "saga " + s.id.value);
       c.undo.on_undo([&m = c.rows.sagas, id = it->first] { m.erase(id); });
       s.version = 1;
-      it->second = std::move(s);
+      it->second.record = std::move(s);
     }
     return {};
   }
@@ -373,10 +400,10 @@ struct memory_store::tables {
       auto it = c.rows.sagas.find(u.id.value);
       if (it == c.rows.sagas.end())
         return make_error(errc::not_found, "saga " + u.id.value);
-      if (it->second.version != u.expected_version)
+      if (it->second.record.version != u.expected_version)
         return version_conflict("saga " + u.id.value, u.expected_version,
-                                it->second.version);
-      saga_record& s = it->second;
+                                it->second.record.version);
+      saga_record& s = it->second.record;
       // The fields an update changes, moved aside rather than the row copied.
       c.undo.on_undo([&s, status = s.status, step = s.step,
                       data = std::move(s.data_json), at = s.updated_at,
@@ -397,13 +424,25 @@ struct memory_store::tables {
   }
 
   status apply_saga_steps(apply_context& c) {
+    // Steps come grouped by saga (finish_work sorts them): one lookup and
+    // one undo entry per run of the same saga.
+    std::vector<saga_step_row>* log = nullptr;
+    const std::string* of = nullptr;
     for (saga_step_record& step : c.work.saga_steps) {
-      if (!c.rows.sagas.contains(step.saga.value))
-        return make_error(errc::not_found, "steps of saga " + step.saga.value);
-      std::vector<saga_step_record>& log = c.rows.saga_steps[step.saga.value];
-      remember_size(c.undo, log);
-      step.seq = static_cast<std::int64_t>(log.size()) + 1;
-      log.push_back(std::move(step));
+      if (of == nullptr || *of != step.saga.value) {
+        auto it = c.rows.sagas.find(step.saga.value);
+        if (it == c.rows.sagas.end())
+          return make_error(errc::not_found,
+                            "steps of saga " + step.saga.value);
+        of = &it->first;
+        log = &it->second.steps;
+        remember_size(c.undo, *log);
+        if (log->empty())
+          log->reserve(4); // a paid invoice saga's log
+      }
+      log->push_back(saga_step_row{step.step, step.kind, std::move(step.name),
+                                   std::move(step.outcome),
+                                   std::move(step.detail), step.at});
     }
     return {};
   }
@@ -578,17 +617,19 @@ struct memory_store::tables {
   // ------------------------------------------------
 
   status apply_ledger(apply_context& c) {
-    for (const ledger_append& a : c.work.ledger) {
-      if (!insert_once(c.undo, c.rows.ledger_ids, a.transaction_id))
+    auto& ids = c.rows.ledger_ids;
+    for (ledger_append& a : c.work.ledger) {
+      if (ids.contains(a.transaction_id))
         return make_error(errc::already_exists,
                           "ledger transaction " + a.transaction_id);
       remember_size(c.undo, c.rows.ledger);
-      std::int32_t line = 0;
-      for (const posting& p : a.transaction.postings())
-        c.rows.ledger.push_back(ledger_entry_record{
-          a.transaction_id, ++line, p.account, p.side, p.amount.amount_minor(),
-          std::string{p.amount.currency().code()}, a.transaction.memo(),
-          a.subject, a.at});
+      ledger_tx& tx = c.rows.ledger.emplace_back(
+        ledger_tx{std::move(a.transaction_id), std::move(a.subject), a.at,
+                  std::move(a.transaction)});
+      // The view is of the string in the deque, which stays where it is
+      // until the rollback above (run after this one) drops it.
+      ids.insert(tx.id);
+      c.undo.on_undo([&ids, &tx] { ids.erase(tx.id); });
     }
     return {};
   }
@@ -834,7 +875,7 @@ result<saga_record> memory_store::get_saga(const tenant_id& t,
   const tenant_tables* rows = tables_->find(t);
   if (rows != nullptr) {
     if (auto it = rows->sagas.find(id.value); it != rows->sagas.end())
-      return it->second;
+      return it->second.record;
   }
   return make_error(errc::not_found, "saga " + id.value);
 }
@@ -842,12 +883,19 @@ result<saga_record> memory_store::get_saga(const tenant_id& t,
 result<std::vector<saga_step_record>>
 memory_store::load_saga_steps(const tenant_id& t, const saga_id& id) {
   std::lock_guard lock{mutex_};
+  std::vector<saga_step_record> out;
   const tenant_tables* rows = tables_->find(t);
   if (rows != nullptr) {
-    if (auto it = rows->saga_steps.find(id.value); it != rows->saga_steps.end())
-      return it->second;
+    if (auto it = rows->sagas.find(id.value); it != rows->sagas.end()) {
+      out.reserve(it->second.steps.size());
+      std::int64_t seq = 0;
+      for (const saga_step_row& r : it->second.steps)
+        out.push_back(saga_step_record{saga_id{it->first}, ++seq, r.step,
+                                       r.kind, r.name, r.outcome, r.detail,
+                                       r.at});
+    }
   }
-  return std::vector<saga_step_record>{};
+  return out;
 }
 
 result<page<saga_record>>
@@ -866,7 +914,8 @@ memory_store::list_sagas(const tenant_id& t, const saga_filter& f,
   }
   std::vector<saga_record> items;
   if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
-    for (const auto& [id, s] : rows->sagas) {
+    for (const auto& [id, row] : rows->sagas) {
+      const saga_record& s = row.record;
       if (saga_matches(s, f) && (!after || saga_before(*after, s)))
         items.push_back(s);
     }
@@ -1013,9 +1062,15 @@ memory_store::load_ledger(const tenant_id& t, const std::string& subject) {
   std::lock_guard lock{mutex_};
   std::vector<ledger_entry_record> out;
   if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
-    for (const ledger_entry_record& e : rows->ledger) {
-      if (e.subject == subject)
-        out.push_back(e);
+    for (const ledger_tx& tx : rows->ledger) {
+      if (tx.subject != subject)
+        continue;
+      std::int32_t line = 0;
+      for (const posting& p : tx.transaction.postings())
+        out.push_back(ledger_entry_record{
+          tx.id, ++line, p.account, p.side, p.amount.amount_minor(),
+          std::string{p.amount.currency().code()}, tx.transaction.memo(),
+          tx.subject, tx.at});
     }
   }
   return out;
@@ -1026,14 +1081,17 @@ memory_store::ledger_balances(const tenant_id& t) {
   std::lock_guard lock{mutex_};
   std::map<std::pair<account, std::string>, std::int64_t> sums;
   if (const tenant_tables* rows = tables_->find(t); rows != nullptr) {
-    for (const ledger_entry_record& e : rows->ledger) {
-      std::int64_t& sum = sums[{e.account_name, e.currency}];
-      const std::int64_t signed_minor
-        = e.side == entry_side::debit ? e.amount_minor : -e.amount_minor;
-      if (__builtin_add_overflow(sum, signed_minor, &sum))
-        return make_error(errc::amount_overflow,
-                          "balance of "
-                            + std::string{to_string(e.account_name)});
+    for (const ledger_tx& tx : rows->ledger) {
+      for (const posting& p : tx.transaction.postings()) {
+        std::int64_t& sum
+          = sums[{p.account, std::string{p.amount.currency().code()}}];
+        const std::int64_t minor = p.amount.amount_minor();
+        const std::int64_t signed_minor
+          = p.side == entry_side::debit ? minor : -minor;
+        if (__builtin_add_overflow(sum, signed_minor, &sum))
+          return make_error(errc::amount_overflow,
+                            "balance of " + std::string{to_string(p.account)});
+      }
     }
   }
   std::vector<account_balance> out;
@@ -1155,8 +1213,8 @@ memory_store::find_unfinished_sagas(const std::string& cursor,
                ? sagas.upper_bound(after.second)
                : sagas.begin();
     for (; s != sagas.end() && items.size() <= limit; ++s) {
-      if (!is_finished(s->second.status))
-        items.push_back(tenant_saga{tenant_id{t->first}, s->second});
+      if (!is_finished(s->second.record.status))
+        items.push_back(tenant_saga{tenant_id{t->first}, s->second.record});
     }
   }
   return to_page(std::move(items), limit, tenant_saga_cursor);
@@ -1208,7 +1266,8 @@ memory_store::operational_stats(instant now) {
   std::lock_guard lock{mutex_};
   std::map<std::pair<std::string, std::string>, saga_count> by;
   for (const auto& [tenant, rows] : tables_->by_tenant)
-    for (const auto& [id, saga] : rows.sagas) {
+    for (const auto& [id, row] : rows.sagas) {
+      const saga_record& saga = row.record;
       auto& c = by[{saga.type, std::string{to_string(saga.status)}}];
       c.type = saga.type;
       c.status = saga.status;

@@ -613,6 +613,36 @@ TEST_P(store_contract, saga_steps_get_seqs_one_to_n_in_append_order) {
 }
 
 TEST_P(store_contract,
+       interleaved_steps_of_two_sagas_keep_each_order_and_a_failed_unit_adds_none) {
+  auto w1 = work(tenant_a());
+  w1.new_sagas.push_back(saga("sg_1", "invoice", 0));
+  w1.new_sagas.push_back(saga("sg_2", "dunning", 0));
+  w1.saga_steps.push_back(saga_step("sg_1", 0, "a1"));
+  w1.saga_steps.push_back(saga_step("sg_2", 0, "b1"));
+  w1.saga_steps.push_back(saga_step("sg_1", 1, "a2"));
+  commit_ok(w1);
+  // Steps for both, then one for a saga that does not exist: nothing stays.
+  auto w2 = work(tenant_a());
+  w2.saga_steps.push_back(saga_step("sg_2", 1, "b2"));
+  w2.saga_steps.push_back(saga_step("sg_1", 2, "a3"));
+  w2.saga_steps.push_back(saga_step("sg_2", 2, "b3"));
+  w2.saga_steps.push_back(saga_step("sg_9", 0, "x"));
+  commit_fails(w2, errc::not_found);
+
+  auto names = [&](const char* id) {
+    std::vector<std::string> out;
+    auto steps = db().load_saga_steps(tenant_a(), saga_id{id});
+    EXPECT_TRUE(steps) << explain(steps);
+    if (steps)
+      for (const auto& st : *steps)
+        out.push_back(std::to_string(st.seq) + ":" + st.name);
+    return out;
+  };
+  EXPECT_EQ(names("sg_1"), (std::vector<std::string>{"1:a1", "2:a2"}));
+  EXPECT_EQ(names("sg_2"), (std::vector<std::string>{"1:b1"}));
+}
+
+TEST_P(store_contract,
        steps_of_an_unknown_saga_are_not_found_and_listed_empty) {
   auto w = work(tenant_a());
   w.saga_steps.push_back(saga_step("sg_9", 0, "charge"));
