@@ -22,10 +22,15 @@ namespace {
 /// told that they may be backed by transparent huge pages
 /// (madvise(MADV_HUGEPAGE); the kernel's THP mode is usually "madvise").
 /// A heap that grows by gigabytes (the in-memory store) then takes one page
-/// fault per 2 MiB instead of one per 4 KiB: on a VM, where each fault is a
-/// hypervisor round trip, that was a fifth of the renewal benchmark's CPU.
-/// Memory freed back with release_free_memory() is still returned
-/// (MADV_DONTNEED splits the huge page). RECUR_HUGEPAGES=0 turns it off.
+/// fault per 2 MiB instead of one per 4 KiB. Whether that pays depends on
+/// the host: on one VM (a PVM guest) it took a fifth off the renewal
+/// benchmark's CPU; on the next (a Firecracker/KVM guest with free page
+/// reporting, where each fault of a huge page zeroes 2 MiB the host must
+/// back first, under whatever lock the faulting thread holds) it added a
+/// third (bench/RESULTS.md, "Huge pages, again"). So it is opt-in:
+/// RECUR_HUGEPAGES=1 turns it on. Memory freed back with
+/// release_free_memory() is still returned (MADV_DONTNEED splits the huge
+/// page).
 class huge_page_allocator final : public SysAllocator {
 public:
   static constexpr std::size_t huge = std::size_t{2} << 20;
@@ -51,7 +56,7 @@ private:
 
 bool huge_pages_wanted() {
   const char* v = std::getenv("RECUR_HUGEPAGES");
-  return v == nullptr || std::strcmp(v, "0") != 0;
+  return v != nullptr && std::strcmp(v, "1") == 0;
 }
 
 /// Installed before main (tcmalloc is initialised by then: this runs after

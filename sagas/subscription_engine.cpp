@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -24,49 +25,53 @@ using std::string;
 
 // -- saga definitions ---------------------------------------------------------
 
-const saga_definition& invoice_def() {
-  static const saga_definition d{"invoice",
+/// Shared, immutable: the fixed definitions are built once, and a feed takes
+/// a reference count instead of copying every step's names.
+using def_ptr = std::shared_ptr<const saga_definition>;
+
+const def_ptr& invoice_def() {
+  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{"invoice",
                                  {{"issue_invoice", "void_invoice"},
                                   {"post_receivable", "reverse_receivable"},
                                   {"charge", "refund_charge"},
                                   {"settle", ""}},
-                                 default_retry_policy()};
+                                 default_retry_policy()});
   return d;
 }
 
-const saga_definition& payment_def() {
-  static const saga_definition d{
+const def_ptr& payment_def() {
+  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{
     "payment", {{"charge", "refund_charge"}, {"settle", ""}},
-    default_retry_policy()};
+    default_retry_policy()});
   return d;
 }
 
-const saga_definition& suspension_def() {
-  static const saga_definition d{"suspension",
+const def_ptr& suspension_def() {
+  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{"suspension",
                                  {{"revoke_entitlements", "restore_entitlements"},
                                   {"notify_suspended", ""},
                                   {"await_reinstatement", ""}},
-                                 default_retry_policy()};
+                                 default_retry_policy()});
   return d;
 }
 
-const saga_definition& plan_change_def() {
-  static const saga_definition d{"plan_change",
+const def_ptr& plan_change_def() {
+  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{"plan_change",
                                  {{"issue_proration", "void_proration"},
                                   {"charge", "refund_charge"},
                                   {"settle", ""},
                                   {"switch_plan", "revert_plan"}},
-                                 default_retry_policy()};
+                                 default_retry_policy()});
   return d;
 }
 
-const saga_definition& cancellation_def() {
-  static const saga_definition d{"cancellation",
+const def_ptr& cancellation_def() {
+  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{"cancellation",
                                  {{"credit_unused", ""},
                                   {"refund_credit", ""},
                                   {"close_open_invoices", ""},
                                   {"revoke_entitlements", ""}},
-                                 default_retry_policy()};
+                                 default_retry_policy()});
   return d;
 }
 
@@ -89,7 +94,7 @@ string dunning_steps(const dunning_ladder& ladder) {
   return out;
 }
 
-saga_definition dunning_def(const string& steps) {
+def_ptr dunning_def(const string& steps) {
   saga_definition d{"dunning", {}, default_retry_policy()};
   std::size_t pos = 0;
   while (pos < steps.size()) {
@@ -101,7 +106,7 @@ saga_definition dunning_def(const string& steps) {
       {name, name.starts_with("suspend@") ? "lift_suspension" : ""});
     pos = end + 1;
   }
-  return d;
+  return std::make_shared<const saga_definition>(std::move(d));
 }
 
 /// "retry_payment@7" -> ("retry_payment", 7).
@@ -114,24 +119,29 @@ std::pair<string, int32_t> split_at(const string& name) {
   return {name.substr(0, at), day};
 }
 
-result<saga_definition> definition_of(const saga_state& s) {
-  if (s.type == "invoice")
+result<def_ptr> definition_by(const string& type,
+                              const std::map<string, string>& data) {
+  if (type == "invoice")
     return invoice_def();
-  if (s.type == "payment")
+  if (type == "payment")
     return payment_def();
-  if (s.type == "suspension")
+  if (type == "suspension")
     return suspension_def();
-  if (s.type == "plan_change")
+  if (type == "plan_change")
     return plan_change_def();
-  if (s.type == "cancellation")
+  if (type == "cancellation")
     return cancellation_def();
-  if (s.type == "dunning") {
-    auto it = s.data.find("steps");
-    if (it == s.data.end())
+  if (type == "dunning") {
+    auto it = data.find("steps");
+    if (it == data.end())
       return make_error(errc::invalid_argument, "dunning saga without steps");
     return dunning_def(it->second);
   }
-  return make_error(errc::invalid_argument, "unknown saga type " + s.type);
+  return make_error(errc::invalid_argument, "unknown saga type " + type);
+}
+
+result<def_ptr> definition_of(const saga_state& s) {
+  return definition_by(s.type, s.data);
 }
 
 string data_or(const saga_state& s, const string& k, string fallback = {}) {
@@ -152,12 +162,12 @@ std::optional<saga_cmd::execute_action> in_flight_action(const saga_state& s) {
   auto def = definition_of(s);
   if (!def)
     return std::nullopt;
-  for (auto& c : resume(*def, s))
+  for (auto& c : resume(**def, s))
     if (auto* a = std::get_if<saga_cmd::execute_action>(&c))
       return *a;
   if (s.status == saga_status::waiting && s.timer && s.timer->kind == "timeout") {
     auto attempt = s.attempts.at(s.step);
-    const auto& name = def->steps.at(s.step).action;
+    const auto& name = (*def)->steps.at(s.step).action;
     return saga_cmd::execute_action{s.step, name, attempt,
                                     action_key(s.id, s.step, name, attempt)};
   }
@@ -291,13 +301,10 @@ struct run {
   status start_saga(const string& type, std::map<string, string> data) {
     auto id = agg.sub.id.value + "/" + type + "/"
               + std::to_string(++agg.sub.saga_seq);
-    saga_state probe;
-    probe.type = type;
-    probe.data = data;
-    auto def = definition_of(probe);
+    auto def = definition_by(type, data);
     if (!def)
       return def.error();
-    auto s = new_saga(*def, saga_id{id}, agg.sub.id, now);
+    auto s = new_saga(**def, saga_id{id}, agg.sub.id, now);
     s.data = std::move(data);
     agg.sagas[id] = std::move(s);
     agg.sub.sagas[id] = type;
@@ -313,7 +320,7 @@ struct run {
     if (!def)
       return def.error();
     auto prev_timer = s->timer;
-    auto d = step(*def, *s, in, saga_context{now, gen});
+    auto d = step(**def, *s, in, saga_context{now, gen});
     if (!d)
       return d.error();
     *s = std::move(d->state);
@@ -1138,7 +1145,7 @@ struct run {
       return def.error();
     if (s->status == saga_status::compensating) {
       auto comp = compensation_key(s->id, s->step,
-                                   def->steps.at(s->step).compensation);
+                                   (*def)->steps.at(s->step).compensation);
       if (comp != g.action_key)
         return {};
       if (g.failure) {
@@ -1253,9 +1260,9 @@ struct run {
   static string refund_in_flight(const saga_state& s) {
     auto def = definition_of(s);
     if (!def || s.step < 0
-        || static_cast<std::size_t>(s.step) >= def->steps.size())
+        || static_cast<std::size_t>(s.step) >= (*def)->steps.size())
       return {};
-    const auto& st = def->steps.at(s.step);
+    const auto& st = (*def)->steps.at(s.step);
     if (s.status == saga_status::compensating
         && st.compensation == "refund_charge")
       return compensation_key(s.id, s.step, st.compensation);
@@ -1766,13 +1773,15 @@ struct run {
 result<saga_definition> saga_definition_for(const std::string& type,
                                             const subscription_state& sub,
                                             const billing_env& env) {
-  saga_state probe;
-  probe.type = type;
+  std::map<std::string, std::string> data;
   if (type == "dunning")
-    probe.data["steps"] = dunning_steps(
+    data["steps"] = dunning_steps(
       env.ladder ? *env.ladder
                  : default_dunning_ladder(currency::of(sub.currency)));
-  return definition_of(probe);
+  auto def = definition_by(type, data);
+  if (!def)
+    return def.error();
+  return **def;
 }
 
 result<subscription_decision> handle(const subscription_aggregate& current,
@@ -1799,7 +1808,7 @@ resume_calls(const subscription_aggregate& agg, const billing_env& env) {
     auto def = definition_of(s);
     if (!def)
       continue;
-    for (const auto& c : resume(*def, s)) {
+    for (const auto& c : resume(**def, s)) {
       if (auto* a = std::get_if<saga_cmd::execute_action>(&c)) {
         auto [name, day] = split_at(a->name);
         (void)day;
