@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "domain/proration.hpp"
+#include "sagas/json_writer.hpp"
 #include "sagas/subscription.hpp"
 #include "workflows/invoice_state.hpp"
 #include "workflows/payment_attempt.hpp"
@@ -243,11 +244,17 @@ struct run {
 
   void outbox(string id, string type, json data) {
     data["subscription"] = agg.sub.id.value;
+    outbox_text(std::move(id), std::move(type), data.dump());
+  }
+
+  /// `outbox` for data already written (with its "subscription" member):
+  /// the hot paths write it with json_writer, keys in sorted order.
+  void outbox_text(string id, string type, string data_json) {
     // Event ids are unique across tenants: subscription ids are per tenant.
     w.outbox.push_back(outbox_message{agg.sub.tenant.value + "/" + id,
                                       agg.sub.id.value,
                                       std::move(type), agg.sub.id.value,
-                                      data.dump(), now});
+                                      std::move(data_json), now});
   }
 
   open_invoice* find_open(const string& inv) {
@@ -442,10 +449,12 @@ struct run {
   }
 
   void arm_lifecycle(std::string_view kind, instant due) {
-    json p{{"subscription", agg.sub.id.value}};
+    string p;
+    json_writer{p}.begin_object().member("subscription", agg.sub.id.value)
+      .end_object();
     w.timers_to_schedule.push_back(timer_record{lifecycle_timer_id(kind, due),
                                                 agg.sub.id.value, string{kind},
-                                                due, p.dump()});
+                                                due, std::move(p)});
   }
 
   status run_effect(effect e) {
@@ -522,16 +531,26 @@ struct run {
                                               std::max<int64_t>(total, 0));
     agg.sub.credit_minor -= credit_used;
     int64_t due = std::max<int64_t>(total, 0) - credit_used;
-    json lines_j = json::array();
+    // What nlohmann would print for these objects: keys in sorted order.
+    string lines_text;
+    lines_text.reserve(128 * (computed->lines.size() + 1));
+    json_writer lines_j{lines_text};
+    lines_j.begin_array();
     for (const auto& l : computed->lines)
-      lines_j.push_back({{"kind", to_string(l.kind)},
-                         {"description", l.description},
-                         {"quantity", l.quantity},
-                         {"amount", l.amount.amount_minor()},
-                         {"net", l.net.amount_minor()},
-                         {"tax", l.tax.amount_minor()}});
+      lines_j.begin_object()
+        .member("amount", l.amount.amount_minor())
+        .member("description", l.description)
+        .member("kind", to_string(l.kind))
+        .member("net", l.net.amount_minor())
+        .member("quantity", l.quantity)
+        .member("tax", l.tax.amount_minor())
+        .end_object();
     if (credit_used > 0)
-      lines_j.push_back({{"kind", "credit_applied"}, {"amount", -credit_used}});
+      lines_j.begin_object()
+        .member("amount", -credit_used)
+        .member("kind", "credit_applied")
+        .end_object();
+    lines_j.end_array();
     invoice_record rec{invoice_id{inv},
                        agg.sub.id,
                        key,
@@ -542,14 +561,21 @@ struct run {
                        0,
                        covers.start,
                        covers.end,
-                       lines_j.dump(),
+                       std::move(lines_text),
                        1,
                        now,
                        now};
     w.new_invoices.push_back(std::move(rec));
-    outbox(inv + "/invoice.created", "invoice.created",
-           {{"invoice", inv}, {"total", total}, {"amount_due", due},
-            {"currency", agg.sub.currency}});
+    string data;
+    json_writer{data}
+      .begin_object()
+      .member("amount_due", due)
+      .member("currency", agg.sub.currency)
+      .member("invoice", inv)
+      .member("subscription", agg.sub.id.value)
+      .member("total", total)
+      .end_object();
+    outbox_text(inv + "/invoice.created", "invoice.created", std::move(data));
     open_invoice o{invoice_id{inv},
                    1,
                    due,
@@ -623,9 +649,15 @@ struct run {
                          payment_received(m(o->amount_due_minor)), inv);
         !st)
       return st;
-    outbox(inv + "/invoice.paid", "invoice.paid",
-           {{"invoice", inv}, {"amount_paid", o->amount_due_minor},
-            {"currency", agg.sub.currency}});
+    string data;
+    json_writer{data}
+      .begin_object()
+      .member("amount_paid", o->amount_due_minor)
+      .member("currency", agg.sub.currency)
+      .member("invoice", inv)
+      .member("subscription", agg.sub.id.value)
+      .end_object();
+    outbox_text(inv + "/invoice.paid", "invoice.paid", std::move(data));
     if (o->period_start == agg.sub.period.start
         && o->period_end == agg.sub.period.end)
       agg.sub.last_paid = paid_invoice{o->id,         o->amount_due_minor,

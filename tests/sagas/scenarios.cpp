@@ -217,6 +217,9 @@ void upgrade_and_downgrade(billing_harness& h) {
   EXPECT_EQ(may.total_minor, 3000);
   EXPECT_EQ(may.amount_due_minor, 2000);
   EXPECT_EQ(may.status, "paid");
+  EXPECT_NE(may.lines_json.find(R"({"amount":-1000,"kind":"credit_applied"})"),
+            std::string::npos)
+    << may.lines_json;
   EXPECT_EQ(S(h).credit_minor, 0);
   EXPECT_EQ(h.balance(account::cash), 3000 + 2000 + 2000);
   EXPECT_EQ(h.balance(account::receivable), 0);

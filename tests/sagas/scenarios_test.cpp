@@ -3,6 +3,7 @@
 // the store, and compared with the clean run.
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "persistence/memory_store.hpp"
 #include "scenarios.hpp"
@@ -16,6 +17,35 @@ TEST_P(scenario_test, runs_with_invariants) {
   memory_store st;
   billing_harness h(st, scenario_start(), 42);
   GetParam().run(h);
+}
+
+/// Invoice lines and outbox data are written without a JSON DOM on the hot
+/// paths: each must be exactly what nlohmann prints for it (sorted keys,
+/// compact), as the rest of the stored JSON is.
+TEST_P(scenario_test, stored_invoice_lines_and_outbox_data_are_canonical_json) {
+  memory_store st;
+  billing_harness h(st, scenario_start(), 42);
+  GetParam().run(h);
+  std::size_t invoices = 0;
+  auto subs = st.list_subscriptions(h.tenant(), std::nullopt, std::nullopt,
+                                    "", 1000);
+  ASSERT_TRUE(subs);
+  const std::vector<subscription_row> rows = subs->items;
+  for (const auto& sub : rows)
+    for (const auto& inv : h.invoices(sub.id)) {
+      ++invoices;
+      auto j = nlohmann::json::parse(inv.lines_json);
+      ASSERT_TRUE(j.is_array()) << inv.lines_json;
+      EXPECT_EQ(j.dump(), inv.lines_json);
+    }
+  auto out = st.fetch_unpublished(0, 100000);
+  ASSERT_TRUE(out);
+  for (const auto& r : *out) {
+    auto j = nlohmann::json::parse(r.message.data_json);
+    EXPECT_EQ(j.dump(), r.message.data_json) << r.message.type;
+    EXPECT_EQ(j.value("subscription", ""), r.message.key) << r.message.type;
+  }
+  RecordProperty("invoices", static_cast<int>(invoices));
 }
 
 /// The crash matrix: for every commit k of the clean run, crash right after
