@@ -5,9 +5,12 @@
 
 #include <array>
 #include <bitset>
+#include <charconv>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -496,7 +499,210 @@ private:
   open_invoice item_;
 };
 
+/// How far `lex` got with a document.
+enum class lexed : std::uint8_t {
+  done,     // the whole document, every callback answered true
+  refused,  // a callback answered false
+  declined, // outside the subset below: nlohmann's parser decides
+};
+
+/// A strict lexer for the subset of JSON that to_json writes, driving the
+/// same SAX callbacks in the same order as nlohmann's sax_parse would (so
+/// `reader` cannot tell them apart). It declines, before any callback for
+/// the offending token, whatever it does not handle, valid or not: bytes
+/// >= 0x80 (UTF-8 is nlohmann's to validate), \u escapes past ASCII,
+/// fractions and exponents, integers that overflow, a leading BOM, and any
+/// syntax error.
+/// Only space, tab, newline and carriage return are whitespace, as there.
+template <class Sax>
+lexed lex(std::string_view text, Sax& sax) {
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  std::string buf;
+  // Open containers: '{' or '['; and whether a member's value is next.
+  std::vector<char> open;
+  open.reserve(8);
+  auto ws = [&] {
+    while (p != end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+      ++p;
+  };
+  // A string at p (after its opening quote) into buf; false: declined.
+  auto str = [&]() -> bool {
+    buf.clear();
+    const char* run = p;
+    while (true) {
+      if (p == end)
+        return false;
+      const auto c = static_cast<unsigned char>(*p);
+      if (c == '"') {
+        buf.append(run, p);
+        ++p;
+        return true;
+      }
+      if (c < 0x20 || c >= 0x80)
+        return false;
+      if (c != '\\') {
+        ++p;
+        continue;
+      }
+      buf.append(run, p);
+      if (++p == end)
+        return false;
+      switch (*p) {
+        case '"': buf.push_back('"'); break;
+        case '\\': buf.push_back('\\'); break;
+        case '/': buf.push_back('/'); break;
+        case 'b': buf.push_back('\b'); break;
+        case 'f': buf.push_back('\f'); break;
+        case 'n': buf.push_back('\n'); break;
+        case 'r': buf.push_back('\r'); break;
+        case 't': buf.push_back('\t'); break;
+        case 'u': { // ASCII only (what to_json writes for control bytes)
+          if (end - p < 5)
+            return false;
+          unsigned code = 0;
+          for (int i = 1; i <= 4; ++i) {
+            const char h = p[i];
+            const unsigned d = h >= '0' && h <= '9'   ? unsigned(h - '0')
+                               : h >= 'a' && h <= 'f' ? unsigned(h - 'a' + 10)
+                               : h >= 'A' && h <= 'F' ? unsigned(h - 'A' + 10)
+                                                      : 16u;
+            if (d == 16u)
+              return false;
+            code = code * 16 + d;
+          }
+          if (code >= 0x80)
+            return false; // UTF-8 and surrogates: nlohmann's to decode
+          buf.push_back(static_cast<char>(code));
+          p += 4;
+          break;
+        }
+        default: return false; // not an escape
+      }
+      run = ++p;
+    }
+  };
+  // A scalar or the opening of a container; the callback's answer, or
+  // nullopt when declined.
+  auto value = [&]() -> std::optional<bool> {
+    if (p == end)
+      return std::nullopt;
+    switch (*p) {
+      case '{':
+        ++p;
+        open.push_back('{');
+        return sax.start_object(static_cast<std::size_t>(-1));
+      case '[':
+        ++p;
+        open.push_back('[');
+        return sax.start_array(static_cast<std::size_t>(-1));
+      case '"':
+        ++p;
+        if (!str())
+          return std::nullopt;
+        return sax.string(buf);
+      case 't':
+        if (end - p < 4 || std::string_view{p, 4} != "true")
+          return std::nullopt;
+        p += 4;
+        return sax.boolean(true);
+      case 'f':
+        if (end - p < 5 || std::string_view{p, 5} != "false")
+          return std::nullopt;
+        p += 5;
+        return sax.boolean(false);
+      case 'n':
+        if (end - p < 4 || std::string_view{p, 4} != "null")
+          return std::nullopt;
+        p += 4;
+        return sax.null();
+      default: break;
+    }
+    const bool negative = *p == '-';
+    const char* digits = negative ? p + 1 : p;
+    const char* q = digits;
+    while (q != end && *q >= '0' && *q <= '9')
+      ++q;
+    if (q == digits || (*digits == '0' && q - digits > 1))
+      return std::nullopt; // no digits, or a leading zero
+    if (q != end && (*q == '.' || *q == 'e' || *q == 'E'))
+      return std::nullopt;
+    if (negative) {
+      std::int64_t v = 0;
+      auto [at, ec] = std::from_chars(p, q, v);
+      if (ec != std::errc{} || at != q)
+        return std::nullopt;
+      p = q;
+      return sax.number_integer(v);
+    }
+    std::uint64_t v = 0;
+    auto [at, ec] = std::from_chars(p, q, v);
+    if (ec != std::errc{} || at != q)
+      return std::nullopt;
+    p = q;
+    return sax.number_unsigned(v);
+  };
+  ws();
+  if (auto r = value(); !r)
+    return lexed::declined;
+  else if (!*r)
+    return lexed::refused;
+  // After a value, or after a container opened: what comes next.
+  bool just_opened = !open.empty();
+  while (!open.empty()) {
+    ws();
+    if (p == end)
+      return lexed::declined;
+    const char closer = open.back() == '{' ? '}' : ']';
+    if (*p == closer) {
+      ++p;
+      open.pop_back();
+      just_opened = false;
+      if (!(closer == '}' ? sax.end_object() : sax.end_array()))
+        return lexed::refused;
+      continue;
+    }
+    if (!just_opened) {
+      if (*p != ',')
+        return lexed::declined;
+      ++p;
+      ws();
+    }
+    if (open.back() == '{') {
+      if (p == end || *p != '"')
+        return lexed::declined;
+      ++p;
+      if (!str())
+        return lexed::declined;
+      ws();
+      if (p == end || *p != ':')
+        return lexed::declined;
+      ++p;
+      if (!sax.key(buf))
+        return lexed::refused;
+      ws();
+    }
+    const std::size_t depth = open.size();
+    auto r = value();
+    if (!r)
+      return lexed::declined;
+    if (!*r)
+      return lexed::refused;
+    just_opened = open.size() > depth;
+  }
+  ws();
+  return p == end ? lexed::done : lexed::declined;
+}
+
 bool read(std::string_view text, bool payload, subscription_state& out) {
+  {
+    reader r{payload};
+    switch (lex(text, r)) {
+      case lexed::done: return r.finish(out);
+      case lexed::refused: return false;
+      case lexed::declined: break;
+    }
+  }
   reader r{payload};
   try {
     if (!json::sax_parse(text.begin(), text.end(), &r))

@@ -175,6 +175,80 @@ TEST(subscription_codec, the_fast_reader_never_takes_what_the_dom_reads_otherwis
     expect_fast_agrees(t, what);
 }
 
+/// The reader lexes what to_json writes itself and leaves the rest of JSON
+/// (whitespace aside) to nlohmann's parser: valid text of either kind reads
+/// as the DOM reads it; invalid text is refused as the DOM refuses it.
+TEST(subscription_codec, the_fast_reader_reads_any_valid_spelling_as_the_dom) {
+  std::mt19937_64 g{11};
+  auto s = random_state(g);
+  s.tenant.value = "t\xc3\xabn/\"q\\\t"; // non-ASCII, slash, escapes
+  const auto text = to_json(s);
+  const auto dom = json::parse(text);
+  std::vector<std::pair<std::string, std::string>> valid{
+    {"compact", text},
+    {"pretty, two spaces", dom.dump(2)},
+    {"pretty, tabs", dom.dump(1, '\t')},
+    {"ASCII only (\\u escapes)", dom.dump(-1, ' ', true)},
+    {"a byte order mark", "\xef\xbb\xbf" + text},
+    {"whitespace around", " \r\n\t" + text + " \n"},
+  };
+  auto replace = [&](std::string t, const std::string& from,
+                     const std::string& to) {
+    auto at = t.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos)
+      t.replace(at, from.size(), to);
+    return t;
+  };
+  valid.emplace_back("an escaped slash",
+                     replace(text, "\xc3\xabn/", "\xc3\xabn\\/"));
+  valid.emplace_back("escaped solidus in a key",
+                     replace(text, R"("tenant":)", R"("ten\/ant":"x","tenant":)"));
+  valid.emplace_back("minus zero", replace(text, R"("credit":)",
+                                           R"("credit":-0,"credit":)"));
+  for (const auto& [what, t] : valid) {
+    subscription_state fast;
+    EXPECT_TRUE(read_state_fast(t, fast)) << what << ": " << t;
+    EXPECT_EQ(fast, s) << what;
+    expect_fast_agrees(t, what);
+  }
+  // ASCII only, so that the reader's own lexer takes it: every escape,
+  // \u00XX for the other control bytes, \u0041 spelt out.
+  auto plain = s;
+  plain.tenant.value = "t/\"q\\\t\b\f\n\r\x1f\x7f";
+  const auto plain_text = to_json(plain);
+  for (const auto& t :
+       {plain_text, replace(plain_text, R"("t/)", R"("t\/)"),
+        replace(plain_text, R"("t/)", R"("\u0074/)")}) {
+    subscription_state fast;
+    EXPECT_TRUE(read_state_fast(t, fast)) << t;
+    EXPECT_EQ(fast, plain) << t;
+    expect_fast_agrees(t, "escapes");
+  }
+  const std::vector<std::pair<std::string, std::string>> other{
+    {"a fraction", replace(text, R"("credit":)", R"("credit":1.0,"x":)")},
+    {"an exponent", replace(text, R"("quantity":)", R"("quantity":1e2,"x":)")},
+    {"a leading zero", replace(text, R"("quantity":)", R"("quantity":01,"x":)")},
+    {"a lone minus", replace(text, R"("quantity":)", R"("quantity":-,"x":)")},
+    {"past uint64", replace(text, R"("quantity":)",
+                            R"("quantity":18446744073709551616,"x":)")},
+    {"past int64 below", replace(text, R"("credit":)",
+                                 R"("credit":-9223372036854775809,"x":)")},
+    {"a raw control character", replace(text, R"("tenant":")", "\"tenant\":\"\x01")},
+    {"a bad escape", replace(text, R"("tenant":")", R"("tenant":"\x)")},
+    {"a lone surrogate", replace(text, R"("tenant":")", R"("tenant":"\ud800)")},
+    {"a trailing comma", text.substr(0, text.size() - 1) + ",}"},
+    {"a missing colon", replace(text, R"("tenant":)", R"("tenant")")},
+    {"a missing comma", replace(text, R"(,"tenant")", R"( "tenant")")},
+    {"true misspelt", replace(text, R"("entitled":)", R"("entitled":tru,"x":)")},
+    {"null misspelt", replace(text, R"("entitled":)", R"("entitled":nul,"x":)")},
+    {"two documents", text + text},
+    {"unclosed", text.substr(0, text.size() - 1)},
+  };
+  for (const auto& [what, t] : other)
+    expect_fast_agrees(t, what);
+}
+
 TEST(subscription_codec, writer_escapes_like_nlohmann_and_separates_members) {
   std::string out;
   json_writer w{out};
