@@ -137,6 +137,22 @@ void remember_replaced(journal& j, Map& m, const typename Map::key_type& k) {
       [&m, k, old = std::move(it->second)] { m.insert_or_assign(k, old); });
 }
 
+/// Inserts k -> v into a hash map unless k is there: the stored value, or
+/// nullptr when k was there. A rollback erases it (by a copy of the key: the
+/// node's own dies with it).
+template <class Map, class V>
+typename Map::mapped_type* insert_fresh(journal& j, Map& m,
+                                        const std::string& k, V&& v) {
+  auto [it, fresh] = m.try_emplace(k, std::forward<V>(v));
+  if (!fresh)
+    return nullptr;
+  j.on_undo([&m, key = &it->first] {
+    const std::string copy = *key;
+    m.erase(copy);
+  });
+  return &it->second;
+}
+
 /// Remembers a sequence's length so that a rollback drops what gets appended.
 template <class Seq>
 void remember_size(journal& j, Seq& v) {
@@ -532,15 +548,19 @@ struct memory_store::tables {
 
   status apply_new_invoices(apply_context& c) {
     for (invoice_record& r : c.work.new_invoices) {
-      if (c.rows.invoices.contains(r.id.value)
-          || c.rows.invoice_ids_by_key.contains(r.idempotency_key))
+      auto duplicate = [&] {
         return make_error(errc::already_exists,
                           "invoice " + r.id.value + " / " + r.idempotency_key);
-      remember(c.undo, c.rows.invoices, r.id.value);
-      remember(c.undo, c.rows.invoice_ids_by_key, r.idempotency_key);
+      };
+      auto [it, fresh] = c.rows.invoices.try_emplace(r.id.value);
+      if (!fresh)
+        return duplicate();
+      c.undo.on_undo([&m = c.rows.invoices, it] { m.erase(it); });
+      if (!insert_fresh(c.undo, c.rows.invoice_ids_by_key, r.idempotency_key,
+                        r.id.value))
+        return duplicate();
       r.version = 1;
-      c.rows.invoice_ids_by_key.emplace(r.idempotency_key, r.id.value);
-      c.rows.invoices.emplace(r.id.value, std::move(r));
+      it->second = std::move(r);
     }
     return {};
   }
@@ -572,15 +592,19 @@ struct memory_store::tables {
 
   status apply_new_attempts(apply_context& c) {
     for (payment_attempt_record& r : c.work.new_attempts) {
-      if (c.rows.attempts.contains(r.id.value)
-          || c.rows.attempt_ids_by_key.contains(r.idempotency_key))
+      auto duplicate = [&] {
         return make_error(errc::already_exists, "payment attempt " + r.id.value
                                                   + " / " + r.idempotency_key);
-      remember(c.undo, c.rows.attempts, r.id.value);
-      remember(c.undo, c.rows.attempt_ids_by_key, r.idempotency_key);
+      };
+      payment_attempt_record* row = insert_fresh(
+        c.undo, c.rows.attempts, r.id.value, payment_attempt_record{});
+      if (row == nullptr)
+        return duplicate();
+      if (!insert_fresh(c.undo, c.rows.attempt_ids_by_key, r.idempotency_key,
+                        r.id.value))
+        return duplicate();
       r.version = 1;
-      c.rows.attempt_ids_by_key.emplace(r.idempotency_key, r.id.value);
-      c.rows.attempts.emplace(r.id.value, std::move(r));
+      *row = std::move(r);
     }
     return {};
   }
@@ -619,16 +643,14 @@ struct memory_store::tables {
   status apply_ledger(apply_context& c) {
     auto& ids = c.rows.ledger_ids;
     for (ledger_append& a : c.work.ledger) {
-      if (ids.contains(a.transaction_id))
-        return make_error(errc::already_exists,
-                          "ledger transaction " + a.transaction_id);
       remember_size(c.undo, c.rows.ledger);
       ledger_tx& tx = c.rows.ledger.emplace_back(
         ledger_tx{std::move(a.transaction_id), std::move(a.subject), a.at,
                   std::move(a.transaction)});
       // The view is of the string in the deque, which stays where it is
       // until the rollback above (run after this one) drops it.
-      ids.insert(tx.id);
+      if (!ids.insert(tx.id).second)
+        return make_error(errc::already_exists, "ledger transaction " + tx.id);
       c.undo.on_undo([&ids, &tx] { ids.erase(tx.id); });
     }
     return {};

@@ -1362,6 +1362,11 @@ TEST_P(store_contract, a_duplicate_invoice_id_or_key_is_already_exists) {
             "not_found");
   EXPECT_EQ(code_of(db().find_invoice_by_key(tenant_a(), "key_2")),
             "not_found");
+  // The first invoice and its key are untouched by either failure.
+  auto kept = db().find_invoice_by_key(tenant_a(), "key_1");
+  ASSERT_TRUE(kept) << explain(kept);
+  EXPECT_EQ(kept->id.value, "inv_1");
+  EXPECT_EQ(code_of(db().get_invoice(tenant_a(), invoice_id{"inv_1"})), "ok");
 }
 
 TEST_P(store_contract,
