@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <unordered_set>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -32,6 +34,14 @@ struct timer_service_state {
   /// Bumped when the target goes down: answers (or timeouts) of requests
   /// sent before then free no slot, the slots having been released at once.
   std::uint64_t window_epoch = 0;
+  /// Deliveries of the window not answered yet, by number; and every
+  /// delivery in the order sent with the time its slot lapses (lease_s
+  /// after it was sent, on the actor clock). A poll or tick frees the lapsed
+  /// slots: one sweep instead of a CAF request timeout per delivery (each
+  /// of which woke CAF's clock thread).
+  std::uint64_t next_delivery = 0;
+  std::unordered_set<std::uint64_t> unanswered;
+  std::deque<std::pair<std::uint64_t, caf::actor_clock::time_point>> sent;
 
   static inline const char* name = "recur.timer_service";
 };
@@ -70,6 +80,31 @@ void slot_freed(timer_service_actor* self) {
   }
 }
 
+/// The answer (or error) of delivery n: frees its slot unless a sweep or
+/// the target's going down did.
+void answered(timer_service_actor* self, std::uint64_t n) {
+  if (self->state.unanswered.erase(n) > 0)
+    slot_freed(self);
+}
+
+/// Frees the slots of deliveries unanswered lease_s after they were sent
+/// (the store's lease has lapsed: the timer is claimable again anyway).
+void sweep_lapsed(timer_service_actor* self) {
+  auto& s = self->state;
+  const auto now = self->clock().now();
+  while (!s.sent.empty()) {
+    const auto [n, lapses] = s.sent.front();
+    if (s.unanswered.contains(n)) {
+      if (lapses > now)
+        return;
+      s.unanswered.erase(n);
+      ++s.stats.lapsed;
+      slot_freed(self);
+    }
+    s.sent.pop_front();
+  }
+}
+
 void deliver(timer_service_actor* self, claimed_timer t) {
   auto& s = self->state;
   if (s.cfg.max_in_flight == 0) {
@@ -77,18 +112,13 @@ void deliver(timer_service_actor* self, claimed_timer t) {
     return;
   }
   ++s.stats.in_flight;
-  const std::uint64_t epoch = s.window_epoch;
-  self->request(s.target, std::chrono::seconds{s.cfg.lease_s},
-                timer_due_atom::value, std::move(t))
-    .then(
-      [self, epoch](const command_reply&) {
-        if (epoch == self->state.window_epoch)
-          slot_freed(self);
-      },
-      [self, epoch](caf::error&) {
-        if (epoch == self->state.window_epoch)
-          slot_freed(self);
-      });
+  const std::uint64_t n = s.next_delivery++;
+  s.unanswered.insert(n);
+  s.sent.emplace_back(n, self->clock().now()
+                           + std::chrono::seconds{s.cfg.lease_s});
+  self->request(s.target, caf::infinite, timer_due_atom::value, std::move(t))
+    .then([self, n](const command_reply&) { answered(self, n); },
+          [self, n](caf::error&) { answered(self, n); });
 }
 
 /// One claim_due_timers call; sends each claimed timer to the target in the
@@ -177,6 +207,8 @@ caf::behavior timer_service_fun(timer_service_actor* self, store* st,
     s.target_down = true;
     s.stats.in_flight = 0;
     ++s.window_epoch;
+    s.unanswered.clear(); // answers still to come free nothing
+    s.sent.clear();
   });
   // Claim once at start: timers that fell due while nobody was running (a
   // restart) fire at once instead of one interval later.
@@ -185,10 +217,12 @@ caf::behavior timer_service_fun(timer_service_actor* self, store* st,
     [self](poll_atom, std::uint64_t gen) {
       if (gen != self->state.generation)
         return; // superseded by a tick or a later poll
+      sweep_lapsed(self);
       const drain_outcome d = drain(self);
       arm_poll(self, d.backlog);
     },
     [self](tick_atom) -> std::uint64_t {
+      sweep_lapsed(self);
       const drain_outcome d = drain(self);
       arm_poll(self, d.backlog);
       return d.delivered;

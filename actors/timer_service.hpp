@@ -44,7 +44,8 @@ struct timer_service_config {
   /// service claims only while fewer than this many are unanswered. A burst
   /// (every renewal of the month due at midnight) then activates a bounded
   /// number of owners at a time instead of all of them at once. An owner
-  /// that never answers frees its slot after lease_s. The service monitors
+  /// that never answers frees its slot at the first poll or tick lease_s
+  /// after the delivery (on the actor clock). The service monitors
   /// its target: when the target goes down, every slot is released at once
   /// and the service claims nothing more (due timers stay in the store for
   /// another process's service; answers still on their way free nothing).
@@ -57,6 +58,7 @@ struct timer_service_stats {
   std::uint64_t delivered = 0; // timers sent to the target (re-deliveries too)
   std::uint64_t errors = 0;    // claim_due_timers calls that failed
   std::uint64_t in_flight = 0; // delivered, not answered (max_in_flight > 0)
+  std::uint64_t lapsed = 0;    // slots freed unanswered after lease_s
 };
 
 } // namespace recur

@@ -450,6 +450,54 @@ TEST_F(timer_service_test,
 }
 
 TEST_F(timer_service_test,
+       a_slot_never_answered_is_freed_by_the_first_tick_lease_s_after_its_delivery) {
+  std::vector<timer_record> due;
+  for (int i = 0; i < 6; ++i)
+    due.push_back(make_timer("sub_" + std::to_string(i) + "/period_end",
+                             "sub_" + std::to_string(i), "period_end",
+                             t0.plus_seconds(60 + i)));
+  schedule(tenant_a, due);
+  holding_log held; // alive, holding every request, answering none
+  auto holder = sys.spawn(holding_target, &held);
+  clk.set(t0.plus_seconds(3600));
+  timer_service_config c;
+  c.poll_interval_ms = 0;
+  c.claim_batch_limit = 1000;
+  c.max_in_flight = 4;
+  c.lease_s = 600;
+  service = spawn_timer_service(sys, st, clk, holder, c);
+  run();
+  EXPECT_EQ(tick(), 4u);
+  EXPECT_FALSE(sched.has_pending_timeout()); // no timeout per request
+  sched.clock().current_time += std::chrono::seconds{599};
+  EXPECT_EQ(tick(), 0u); // not yet
+  EXPECT_EQ(stats().in_flight, 4u);
+  EXPECT_EQ(stats().lapsed, 0u);
+  sched.clock().current_time += std::chrono::seconds{1};
+  // The four lapse (the store's leases with them): as the window falls to
+  // half, the service claims the two never delivered, then two of the
+  // lapsed ones again, before the tick's own claim finds no room.
+  clk.advance_seconds(600);
+  EXPECT_EQ(tick(), 0u);
+  EXPECT_EQ(stats().lapsed, 4u);
+  EXPECT_EQ(stats().in_flight, 4u);
+  ASSERT_EQ(held.delivered.size(), 8u);
+  EXPECT_EQ(held.delivered[4], due[4].id);
+  EXPECT_EQ(held.delivered[5], due[5].id);
+  EXPECT_EQ(held.delivered[6], due[0].id);
+  // A late answer of a lapsed delivery frees nothing a second time.
+  self->send(holder, answer_atom::value, std::uint64_t{4});
+  run();
+  EXPECT_EQ(stats().in_flight, 4u);
+  // Answers of the current ones do.
+  self->send(holder, answer_atom::value, std::uint64_t{4});
+  run();
+  EXPECT_EQ(stats().in_flight, 2u); // and claimed at half: the last two
+  EXPECT_EQ(held.delivered.size(), 10u);
+  caf::anon_send_exit(holder, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(timer_service_test,
        when_its_target_dies_holding_answers_the_window_is_released_and_claims_stop) {
   std::vector<timer_record> due;
   for (int i = 0; i < 10; ++i)
