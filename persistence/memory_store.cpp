@@ -125,18 +125,6 @@ void remember(journal& j, Map& m, const typename Map::key_type& k) {
     j.on_undo([&m, k, old = it->second] { m.insert_or_assign(k, old); });
 }
 
-/// `remember` for a step that then replaces m[k] whole: the old value is
-/// moved into the journal rather than copied.
-template <class Map>
-void remember_replaced(journal& j, Map& m, const typename Map::key_type& k) {
-  auto it = m.find(k);
-  if (it == m.end())
-    j.on_undo([&m, k] { m.erase(k); });
-  else
-    j.on_undo(
-      [&m, k, old = std::move(it->second)] { m.insert_or_assign(k, old); });
-}
-
 /// Inserts k -> v into a hash map unless k is there: the stored value, or
 /// nullptr when k was there. A rollback erases it (by a copy of the key: the
 /// node's own dies with it).
@@ -291,6 +279,16 @@ struct memory_store::tables {
     tenant_tables& rows;
     journal& undo;
     commit_receipt& receipt;
+    /// Sagas this unit inserted or updated, so that its steps find their
+    /// rows without another walk down the tree.
+    std::vector<std::pair<const std::string*, saga_row*>> sagas_touched{};
+
+    saga_row* touched(const std::string& id) const {
+      for (const auto& [key, row] : sagas_touched)
+        if (*key == id)
+          return row;
+      return nullptr;
+    }
   };
 
   using step_fn = status (tables::*)(apply_context&);
@@ -390,10 +388,19 @@ struct memory_store::tables {
   }
 
   status apply_read_model(apply_context& c) {
+    auto& rows = c.rows.subscriptions;
     for (subscription_row& row : c.work.subscriptions) {
-      std::string key = row.id.value;
-      remember_replaced(c.undo, c.rows.subscriptions, key);
-      c.rows.subscriptions.insert_or_assign(std::move(key), std::move(row));
+      // One walk down the tree: the old row is moved aside for a rollback.
+      auto it = rows.lower_bound(row.id.value);
+      if (it != rows.end() && it->first == row.id.value) {
+        c.undo.on_undo([&rows, it, old = std::move(it->second)]() mutable {
+          it->second = std::move(old);
+        });
+        it->second = std::move(row);
+      } else {
+        it = rows.emplace_hint(it, row.id.value, std::move(row));
+        c.undo.on_undo([&rows, it] { rows.erase(it); });
+      }
     }
     return {};
   }
@@ -404,9 +411,10 @@ struct memory_store::tables {
       auto [it, fresh] = c.rows.sagas.try_emplace(std::move(key));
       if (!fresh)
         return make_error(errc::already_exists, "saga " + s.id.value);
-      c.undo.on_undo([&m = c.rows.sagas, id = it->first] { m.erase(id); });
+      c.undo.on_undo([&m = c.rows.sagas, it] { m.erase(it); });
       s.version = 1;
       it->second.record = std::move(s);
+      c.sagas_touched.emplace_back(&it->first, &it->second);
     }
     return {};
   }
@@ -420,6 +428,7 @@ struct memory_store::tables {
         return version_conflict("saga " + u.id.value, u.expected_version,
                                 it->second.record.version);
       saga_record& s = it->second.record;
+      c.sagas_touched.emplace_back(&it->first, &it->second);
       // The fields an update changes, moved aside rather than the row copied.
       c.undo.on_undo([&s, status = s.status, step = s.step,
                       data = std::move(s.data_json), at = s.updated_at,
@@ -446,12 +455,16 @@ struct memory_store::tables {
     const std::string* of = nullptr;
     for (saga_step_record& step : c.work.saga_steps) {
       if (of == nullptr || *of != step.saga.value) {
-        auto it = c.rows.sagas.find(step.saga.value);
-        if (it == c.rows.sagas.end())
-          return make_error(errc::not_found,
-                            "steps of saga " + step.saga.value);
-        of = &it->first;
-        log = &it->second.steps;
+        saga_row* row = c.touched(step.saga.value);
+        if (row == nullptr) {
+          auto it = c.rows.sagas.find(step.saga.value);
+          if (it == c.rows.sagas.end())
+            return make_error(errc::not_found,
+                              "steps of saga " + step.saga.value);
+          row = &it->second;
+        }
+        of = &row->record.id.value;
+        log = &row->steps;
         remember_size(c.undo, *log);
         if (log->empty())
           log->reserve(4); // a paid invoice saga's log

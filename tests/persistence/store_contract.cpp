@@ -1132,6 +1132,92 @@ TEST_P(store_contract, the_inbox_records_processed_gateway_events) {
   commit_ok(gw2);
 }
 
+/// A unit that fails at its last step (a duplicate ledger id) after
+/// touching every kind of row leaves each as it was.
+TEST_P(store_contract, a_unit_failing_at_its_last_step_leaves_every_row_as_it_was) {
+  auto w1 = work(tenant_a());
+  w1.events.push_back(append("sub_1", 0, 1));
+  w1.subscriptions.push_back(subscription("sub_1", "cus_1", "active", 1));
+  w1.new_sagas.push_back(saga("sg_1", "invoice", 0));
+  w1.saga_steps.push_back(saga_step("sg_1", 0, "a1"));
+  w1.new_invoices.push_back(invoice("inv_1", "sub_1", "key_1"));
+  w1.new_attempts.push_back(attempt("pa_1", "inv_1", "inv_1/1", 1));
+  w1.timers_to_schedule.push_back(timer("tm_1", "sub_1", "period_end", 100));
+  w1.ledger.push_back(ledger_tx("tx_1", "inv_1", 1000));
+  commit_ok(w1);
+
+  auto w2 = work(tenant_a());
+  w2.events.push_back(append("sub_1", 1, 1));
+  w2.subscriptions.push_back(subscription("sub_1", "cus_1", "past_due", 2));
+  w2.subscriptions.push_back(subscription("sub_2", "cus_2", "active", 1));
+  w2.new_sagas.push_back(saga("sg_2", "dunning", 0));
+  w2.saga_updates.push_back(saga_move("sg_1", 1, saga_status::waiting, 2));
+  w2.saga_steps.push_back(saga_step("sg_1", 1, "a2"));
+  w2.saga_steps.push_back(saga_step("sg_2", 0, "b1"));
+  w2.timers_to_schedule.push_back(timer("tm_2", "sub_1", "retry", 200));
+  w2.timers_to_complete.push_back("tm_1");
+  w2.new_invoices.push_back(invoice("inv_2", "sub_1", "key_2"));
+  w2.invoice_updates.push_back(invoice_move("inv_1", 1, "paid"));
+  w2.new_attempts.push_back(attempt("pa_2", "inv_2", "inv_2/1", 1));
+  w2.attempt_updates.push_back(attempt_move("pa_1", 1, "failed"));
+  w2.outbox.push_back(message("msg_1"));
+  w2.ledger.push_back(ledger_tx("tx_2", "inv_2", 700));
+  w2.ledger.push_back(ledger_tx("tx_1", "inv_1", 1)); // already there
+  commit_fails(w2, errc::already_exists);
+
+  auto h = db().load_history(tenant_a(), subscription_id{"sub_1"});
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->version, 1);
+  auto subs = db().list_subscriptions(tenant_a(), std::nullopt, std::nullopt,
+                                      "", 10);
+  ASSERT_TRUE(subs) << explain(subs);
+  ASSERT_EQ(subs->items.size(), 1U);
+  EXPECT_EQ(subs->items[0].status, "active");
+  EXPECT_EQ(subs->items[0].data_json, R"({"v": 1})");
+  auto sg1 = db().get_saga(tenant_a(), saga_id{"sg_1"});
+  ASSERT_TRUE(sg1) << explain(sg1);
+  EXPECT_EQ(sg1->version, 1);
+  EXPECT_EQ(sg1->data_json, R"({"n": 0})");
+  EXPECT_EQ(code_of(db().get_saga(tenant_a(), saga_id{"sg_2"})), "not_found");
+  auto steps = db().load_saga_steps(tenant_a(), saga_id{"sg_1"});
+  ASSERT_TRUE(steps);
+  ASSERT_EQ(steps->size(), 1U);
+  EXPECT_EQ(steps->at(0).name, "a1");
+  auto timers = db().list_timers(tenant_a(), "sub_1");
+  ASSERT_TRUE(timers);
+  ASSERT_EQ(timers->size(), 1U);
+  EXPECT_EQ(timers->at(0).id, "tm_1");
+  auto inv1 = db().get_invoice(tenant_a(), invoice_id{"inv_1"});
+  ASSERT_TRUE(inv1);
+  EXPECT_EQ(inv1->status, "open");
+  EXPECT_EQ(inv1->version, 1);
+  EXPECT_EQ(code_of(db().get_invoice(tenant_a(), invoice_id{"inv_2"})),
+            "not_found");
+  EXPECT_EQ(code_of(db().find_invoice_by_key(tenant_a(), "key_2")),
+            "not_found");
+  auto pa1 = db().get_attempt(tenant_a(), payment_attempt_id{"pa_1"});
+  ASSERT_TRUE(pa1);
+  EXPECT_EQ(pa1->status, "pending");
+  EXPECT_EQ(code_of(db().get_attempt(tenant_a(), payment_attempt_id{"pa_2"})),
+            "not_found");
+  auto outbox = db().fetch_unpublished(0, 10);
+  ASSERT_TRUE(outbox);
+  EXPECT_TRUE(outbox->empty());
+  auto l1 = db().load_ledger(tenant_a(), "inv_1");
+  ASSERT_TRUE(l1);
+  EXPECT_EQ(l1->size(), 2U);
+  auto l2 = db().load_ledger(tenant_a(), "inv_2");
+  ASSERT_TRUE(l2);
+  EXPECT_TRUE(l2->empty());
+  // And the rolled-back ids are free again.
+  auto w3 = work(tenant_a());
+  w3.new_sagas.push_back(saga("sg_2", "dunning", 0));
+  w3.new_invoices.push_back(invoice("inv_2", "sub_1", "key_2"));
+  w3.new_attempts.push_back(attempt("pa_2", "inv_2", "inv_2/1", 1));
+  w3.ledger.push_back(ledger_tx("tx_2", "inv_2", 700));
+  commit_ok(w3);
+}
+
 TEST_P(store_contract, a_duplicate_inbox_entry_rolls_back_the_whole_unit) {
   auto w1 = work(tenant_a());
   w1.inbox.push_back(inbox("stripe", "evt_1"));
