@@ -1,6 +1,7 @@
 #include "persistence/memory_store.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstddef>
 #include <deque>
@@ -279,14 +280,19 @@ struct memory_store::tables {
     tenant_tables& rows;
     journal& undo;
     commit_receipt& receipt;
-    /// Sagas this unit inserted or updated, so that its steps find their
-    /// rows without another walk down the tree.
-    std::vector<std::pair<const std::string*, saga_row*>> sagas_touched{};
+    /// The first sagas this unit inserted or updated, so that its steps
+    /// find their rows without another walk down the tree.
+    std::array<saga_row*, 4> sagas_touched{};
+    std::size_t sagas_n = 0;
 
+    void touch(saga_row& row) {
+      if (sagas_n < sagas_touched.size())
+        sagas_touched[sagas_n++] = &row;
+    }
     saga_row* touched(const std::string& id) const {
-      for (const auto& [key, row] : sagas_touched)
-        if (*key == id)
-          return row;
+      for (std::size_t i = 0; i < sagas_n; ++i)
+        if (sagas_touched[i]->record.id.value == id)
+          return sagas_touched[i];
       return nullptr;
     }
   };
@@ -295,6 +301,14 @@ struct memory_store::tables {
 
   /// Takes `w` apart (its rows move into the tables), whatever the outcome.
   result<commit_receipt> commit(unit_of_work& w) {
+    journal undo;
+    return commit(w, undo);
+  }
+
+  /// `commit` with the caller's journal: what it holds (the rows a unit
+  /// replaced, kept for a rollback) is freed when the caller drops it, after
+  /// the store's lock is released.
+  result<commit_receipt> commit(unit_of_work& w, journal& undo) {
     // The order of unit_of_work's comment; a later step sees earlier writes.
     static constexpr step_fn steps[] = {
       &tables::apply_inbox,           &tables::apply_idempotency,
@@ -307,7 +321,6 @@ struct memory_store::tables {
       &tables::apply_attempt_updates, &tables::apply_ledger,
       &tables::apply_outbox,          &tables::apply_audit,
     };
-    journal undo;
     commit_receipt receipt;
     apply_context c{w, by_tenant[w.tenant.value], undo, receipt};
     for (step_fn step : steps) {
@@ -414,7 +427,7 @@ struct memory_store::tables {
       c.undo.on_undo([&m = c.rows.sagas, it] { m.erase(it); });
       s.version = 1;
       it->second.record = std::move(s);
-      c.sagas_touched.emplace_back(&it->first, &it->second);
+      c.touch(it->second);
     }
     return {};
   }
@@ -428,7 +441,7 @@ struct memory_store::tables {
         return version_conflict("saga " + u.id.value, u.expected_version,
                                 it->second.record.version);
       saga_record& s = it->second.record;
-      c.sagas_touched.emplace_back(&it->first, &it->second);
+      c.touch(it->second);
       // The fields an update changes, moved aside rather than the row copied.
       c.undo.on_undo([&s, status = s.status, step = s.step,
                       data = std::move(s.data_json), at = s.updated_at,
@@ -703,13 +716,15 @@ memory_store::~memory_store() = default;
 
 result<commit_receipt> memory_store::commit(const unit_of_work& work) {
   unit_of_work copy = work; // copied before the lock is taken
+  journal undo;             // and freed after it is released
   std::lock_guard lock{mutex_};
-  return tables_->commit(copy);
+  return tables_->commit(copy, undo);
 }
 
 result<commit_receipt> memory_store::commit_owned(unit_of_work&& work) {
+  journal undo;
   std::lock_guard lock{mutex_};
-  return tables_->commit(work);
+  return tables_->commit(work, undo);
 }
 
 std::vector<result<commit_receipt>>
