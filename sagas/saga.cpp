@@ -318,21 +318,45 @@ saga_state new_saga(const saga_definition& def, saga_id id,
   return s;
 }
 
-result<saga_decision> step(const saga_definition& def, const saga_state& state,
-                           const saga_input& input, const saga_context& ctx) {
+namespace {
+
+/// The checks before any input; then `run` applies it to a state taken over.
+status admissible(const saga_definition& def, const saga_state& state,
+                  const saga_input& input) {
   if (auto st = check_fits(def, state); !st)
     return st.error();
   if (is_finished(state.status))
     return bad_transition(state, "any input");
   if (state.version == 0 && !std::holds_alternative<saga_in::start>(input))
     return bad_transition(state, "input before start");
-  builder b{def, ctx, saga_decision{state, {}, {}}};
+  return {};
+}
+
+result<saga_decision> run(const saga_definition& def, saga_state state,
+                          const saga_input& input, const saga_context& ctx) {
+  builder b{def, ctx, saga_decision{std::move(state), {}, {}}};
   auto st = std::visit([&b](const auto& in) { return on(b, in); }, input);
   if (!st)
     return st.error();
   ++b.d.state.version;
   b.d.state.updated_at = ctx.now;
   return std::move(b.d);
+}
+
+} // namespace
+
+result<saga_decision> step(const saga_definition& def, const saga_state& state,
+                           const saga_input& input, const saga_context& ctx) {
+  if (auto st = admissible(def, state, input); !st)
+    return st.error();
+  return run(def, state, input, ctx);
+}
+
+result<saga_decision> step(const saga_definition& def, saga_state&& state,
+                           const saga_input& input, const saga_context& ctx) {
+  if (auto st = admissible(def, state, input); !st)
+    return st.error();
+  return run(def, std::move(state), input, ctx);
 }
 
 std::vector<saga_command> resume(const saga_definition& def,

@@ -203,6 +203,12 @@ struct saga_decision {
 result<saga_decision> step(const saga_definition& def, const saga_state& state,
                            const saga_input& input, const saga_context& ctx);
 
+/// `step` that takes the state over instead of copying it (its data map is
+/// the bulk of a saga): on success the decision holds it moved on; on error
+/// `state` is left unspecified, for callers that drop it then anyway.
+result<saga_decision> step(const saga_definition& def, saga_state&& state,
+                           const saga_input& input, const saga_context& ctx);
+
 /// The commands to re-issue after a crash, from the last persisted state: the
 /// in-flight action/compensation with the same key, or the armed timer again.
 /// Nothing for a finished or not yet started saga.

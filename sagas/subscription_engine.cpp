@@ -233,7 +233,14 @@ struct run {
   int32_t outbox_n = 0;
 
   subscription_state& sub() { return agg.sub; }
-  currency cur() const { return currency::of(agg.sub.currency); }
+  /// The subscription's currency, looked up again only when its code
+  /// changed (currency::of searches the ISO table).
+  currency cur() const {
+    if (!cur_ || cur_->code() != agg.sub.currency)
+      cur_ = currency::of(agg.sub.currency);
+    return *cur_;
+  }
+  mutable std::optional<currency> cur_;
   money m(int64_t minor) const { return money{minor, cur()}; }
 
   // -- bookkeeping --------------------------------------------------------
@@ -327,7 +334,9 @@ struct run {
     if (!def)
       return def.error();
     auto prev_timer = s->timer;
-    auto d = step(**def, *s, in, saga_context{now, gen});
+    // Moved in: on an error the whole input fails and this copy of the
+    // aggregate is dropped.
+    auto d = step(**def, std::move(*s), in, saga_context{now, gen});
     if (!d)
       return d.error();
     *s = std::move(d->state);
@@ -1823,7 +1832,7 @@ result<subscription_decision> handle(const subscription_aggregate& current,
                                      const billing_env& env, instant now,
                                      rng& gen) {
   RECUR_ASSERT(env.plans != nullptr);
-  run r{env, now, gen, current, current, {}, {}, {}, {}, {}, {}, 0, {}, {}, {}};
+  run r{env, now, gen, current, current, {}, {}, {}, {}, {}, {}, 0, {}, {}, {}, {}};
   r.w.tenant = tenant;
   if (auto st = r.dispatch(input, tenant, id); !st)
     return st.error();

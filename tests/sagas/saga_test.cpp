@@ -199,6 +199,50 @@ TEST(saga_executor, spent_retries_compensate_completed_steps_in_reverse_order) {
             saga_status::compensated);
 }
 
+/// The step that takes the state over decides exactly as the one that
+/// copies it, through retries, timers and compensation, and refuses alike.
+TEST(saga_executor, a_step_on_a_moved_state_decides_as_on_a_copied_one) {
+  auto def = three_steps();
+  std::vector<saga_input> inputs{saga_in::start{}, ok(), ok(),
+                                 saga_in::action_failed_retryable{"soft"}};
+  saga_state copied = fresh(def);
+  saga_state moved = fresh(def);
+  auto both = [&](const saga_input& in, std::uint64_t seed_n) {
+    rng g1{seed_n};
+    rng g2{seed_n};
+    auto a = step(def, copied, in, saga_context{t0, g1});
+    auto b = step(def, std::move(moved), in, saga_context{t0, g2});
+    ASSERT_EQ(a.has_value(), b.has_value());
+    if (!a) {
+      EXPECT_EQ(a.error().code, b.error().code);
+      EXPECT_EQ(a.error().detail, b.error().detail);
+      moved = copied; // unspecified after a refusal: start again from it
+      return;
+    }
+    EXPECT_EQ(a->state, b->state);
+    EXPECT_EQ(a->commands.size(), b->commands.size());
+    EXPECT_EQ(names({*a}), names({*b}));
+    ASSERT_EQ(a->log.size(), b->log.size());
+    for (std::size_t i = 0; i < a->log.size(); ++i)
+      EXPECT_EQ(a->log[i].outcome, b->log[i].outcome);
+    copied = a->state;
+    moved = std::move(b->state);
+  };
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    both(inputs[i], seed + i);
+  for (int n = 0; n < 2; ++n) { // the retries' timers, then retries spent
+    ASSERT_TRUE(copied.timer.has_value());
+    both(saga_in::timer_fired{copied.timer->id}, seed + 10 + n);
+    both(saga_in::action_failed_retryable{"soft"}, seed + 20 + n);
+  }
+  EXPECT_EQ(copied.status, saga_status::compensating);
+  both(saga_in::timer_fired{"not-the-armed-one"}, seed); // refused alike
+  both(saga_in::compensation_succeeded{"voided"}, seed);
+  EXPECT_EQ(copied.status, saga_status::compensated);
+  EXPECT_EQ(moved, copied);
+  both(ok(), seed); // a finished saga refuses any input, both ways
+}
+
 TEST(saga_executor, compensations_run_in_reverse_order) {
   saga_definition def{"rev",
                       {{"a", "undo_a"}, {"b", "undo_b"}, {"c", "undo_c"}},
