@@ -404,24 +404,42 @@ caf::behavior holding_target(caf::event_based_actor* self, holding_log* log) {
   };
 }
 
-TEST_F(timer_service_test,
-       with_a_window_at_most_that_many_timers_are_unanswered_and_answers_resume_delivery) {
+/// The flow-control tests' set-up: n period_end timers due a second apart
+/// from t0 + 60 s, a target holding every request (the promises outlive
+/// it), and a ticked service with a window of 4 and a lease of 600 s, the
+/// clock an hour on.
+class windowed_service_test : public timer_service_test {
+protected:
+  ~windowed_service_test() override {
+    if (holder)
+      caf::anon_send_exit(holder, caf::exit_reason::user_shutdown);
+  }
+
+  void start(int n) {
+    for (int i = 0; i < n; ++i)
+      due.push_back(make_timer("sub_" + std::to_string(i) + "/period_end",
+                               "sub_" + std::to_string(i), "period_end",
+                               t0.plus_seconds(60 + i)));
+    schedule(tenant_a, due);
+    holder = sys.spawn(holding_target, &held);
+    clk.set(t0.plus_seconds(3600));
+    timer_service_config c;
+    c.poll_interval_ms = 0;
+    c.claim_batch_limit = 1000;
+    c.max_in_flight = 4;
+    c.lease_s = 600;
+    service = spawn_timer_service(sys, st, clk, holder, c);
+    run();
+  }
+
   std::vector<timer_record> due;
-  for (int i = 0; i < 10; ++i)
-    due.push_back(make_timer("sub_" + std::to_string(i) + "/period_end",
-                             "sub_" + std::to_string(i), "period_end",
-                             t0.plus_seconds(60 + i)));
-  schedule(tenant_a, due);
   holding_log held;
-  auto holder = sys.spawn(holding_target, &held);
-  clk.set(t0.plus_seconds(3600));
-  timer_service_config c;
-  c.poll_interval_ms = 0;
-  c.claim_batch_limit = 1000;
-  c.max_in_flight = 4;
-  c.lease_s = 600;
-  service = spawn_timer_service(sys, st, clk, holder, c);
-  run();
+  caf::actor holder;
+};
+
+TEST_F(windowed_service_test,
+       with_a_window_at_most_that_many_timers_are_unanswered_and_answers_resume_delivery) {
+  start(10);
   EXPECT_EQ(tick(), 4u); // the window is full after 4
   EXPECT_EQ(held.delivered.size(), 4u);
   EXPECT_EQ(stats().in_flight, 4u);
@@ -446,27 +464,11 @@ TEST_F(timer_service_test,
   self->send(holder, answer_atom::value, std::uint64_t{10});
   run();
   EXPECT_EQ(stats().in_flight, 0u);
-  caf::anon_send_exit(holder, caf::exit_reason::user_shutdown);
 }
 
-TEST_F(timer_service_test,
+TEST_F(windowed_service_test,
        a_slot_never_answered_is_freed_by_the_first_tick_lease_s_after_its_delivery) {
-  std::vector<timer_record> due;
-  for (int i = 0; i < 6; ++i)
-    due.push_back(make_timer("sub_" + std::to_string(i) + "/period_end",
-                             "sub_" + std::to_string(i), "period_end",
-                             t0.plus_seconds(60 + i)));
-  schedule(tenant_a, due);
-  holding_log held; // alive, holding every request, answering none
-  auto holder = sys.spawn(holding_target, &held);
-  clk.set(t0.plus_seconds(3600));
-  timer_service_config c;
-  c.poll_interval_ms = 0;
-  c.claim_batch_limit = 1000;
-  c.max_in_flight = 4;
-  c.lease_s = 600;
-  service = spawn_timer_service(sys, st, clk, holder, c);
-  run();
+  start(6);
   EXPECT_EQ(tick(), 4u);
   EXPECT_FALSE(sched.has_pending_timeout()); // no timeout per request
   sched.clock().current_time += std::chrono::seconds{599};
@@ -494,27 +496,11 @@ TEST_F(timer_service_test,
   run();
   EXPECT_EQ(stats().in_flight, 2u); // and claimed at half: the last two
   EXPECT_EQ(held.delivered.size(), 10u);
-  caf::anon_send_exit(holder, caf::exit_reason::user_shutdown);
 }
 
-TEST_F(timer_service_test,
+TEST_F(windowed_service_test,
        when_its_target_dies_holding_answers_the_window_is_released_and_claims_stop) {
-  std::vector<timer_record> due;
-  for (int i = 0; i < 10; ++i)
-    due.push_back(make_timer("sub_" + std::to_string(i) + "/period_end",
-                             "sub_" + std::to_string(i), "period_end",
-                             t0.plus_seconds(60 + i)));
-  schedule(tenant_a, due);
-  holding_log held; // the promises outlive the holder: never answered
-  auto holder = sys.spawn(holding_target, &held);
-  clk.set(t0.plus_seconds(3600));
-  timer_service_config c;
-  c.poll_interval_ms = 0;
-  c.claim_batch_limit = 1000;
-  c.max_in_flight = 4;
-  c.lease_s = 600;
-  service = spawn_timer_service(sys, st, clk, holder, c);
-  run();
+  start(10);
   EXPECT_EQ(tick(), 4u);
   EXPECT_EQ(stats().in_flight, 4u);
   caf::anon_send_exit(holder, caf::exit_reason::kill);
