@@ -108,6 +108,14 @@ subscription_state reply_state(const sub_state& s) {
   return s.agg.exists() ? s.agg.sub : subscription_state{};
 }
 
+/// Where an input's answer goes. A fired timer's requester (the timer
+/// service's flow control) waits for the commit, not the state: its answer
+/// carries none, and the state is not copied for it.
+struct reply_slot {
+  caf::response_promise promise;
+  bool with_state = true;
+};
+
 /// Activation: the state from the snapshot or last event, and its live sagas.
 status load(sub_actor* self) {
   auto& s = self->state;
@@ -125,7 +133,7 @@ status load(sub_actor* self) {
 /// store was unavailable is tried again later (timers, gateway outcomes);
 /// a client's command is answered with the failure instead.
 void process(sub_actor* self, subscription_input in,
-             std::optional<caf::response_promise> reply, bool retry);
+             std::optional<reply_slot> reply, bool retry);
 
 void issue_calls(sub_actor* self, const std::vector<gateway_call_request>& calls) {
   auto& s = self->state;
@@ -211,10 +219,13 @@ void retry_later(sub_actor* self, subscription_input in) {
 }
 
 /// The end of one input: answer whoever waits, and count it done.
-void answer(sub_actor* self, std::optional<caf::response_promise>& reply,
-            command_reply r) {
+void answer(sub_actor* self, std::optional<reply_slot>& reply,
+            std::optional<error> failure, bool with_state = true) {
   if (reply)
-    reply->deliver(std::move(r));
+    reply->promise.deliver(command_reply{
+      std::move(failure), with_state && reply->with_state
+                            ? reply_state(self->state)
+                            : subscription_state{}});
   gauge(self->state.ctx, -1);
 }
 
@@ -236,7 +247,7 @@ bool is_stale_timer(const sub_state& s, const commit_reply& r,
 /// waits for when the store was merely unavailable.
 void committed(sub_actor* self, subscription_decision&& d,
                const saga_tally& tally,
-               std::optional<caf::response_promise>& reply,
+               std::optional<reply_slot>& reply,
                const commit_reply& r, subscription_input& in, bool retry) {
   auto& s = self->state;
   if (!r.ok() && is_stale_timer(s, r, in, retry)) {
@@ -257,37 +268,36 @@ void committed(sub_actor* self, subscription_decision&& d,
       spdlog::debug("event=commit_retry tenant={} subscription={} error={}",
                     tenant_of(s).value, id_of(s).value, r.error->detail);
       retry_later(self, std::move(in));
-      answer(self, reply, command_reply{*r.error, reply_state(s)});
+      answer(self, reply, *r.error);
       return;
     }
     spdlog::warn("event=commit_failed tenant={} subscription={} error={}",
                  tenant_of(s).value, id_of(s).value, r.error->detail);
-    answer(self, reply, command_reply{*r.error, reply_state(s)});
+    answer(self, reply, *r.error);
     return;
   }
   s.retry_backoff_ms = 0;
   bump(&runtime_counters::commits, s.ctx);
   count_sagas(s.ctx, tally);
   adopt(s, std::move(d.next));
-  answer(self, reply, command_reply{std::nullopt, reply_state(s)});
+  answer(self, reply, std::nullopt);
   issue_calls(self, d.calls);
 }
 
 void process(sub_actor* self, subscription_input in,
-             std::optional<caf::response_promise> reply, bool retry) {
+             std::optional<reply_slot> reply, bool retry) {
   auto& s = self->state;
   bump(&runtime_counters::inputs, s.ctx);
   if (!s.loaded)
     if (auto st = load(self); !st) {
       spdlog::warn("event=activation_failed tenant={} subscription={} error={}",
                    tenant_of(s).value, id_of(s).value, st.error().detail);
-      answer(self, reply, command_reply{st.error(), {}});
+      answer(self, reply, st.error(), false);
       return;
     }
   const auto* env = s.ctx->env_for(tenant_of(s));
   if (env == nullptr) {
-    answer(self, reply, command_reply{make_error(errc::not_found, "unknown tenant"),
-                                {}});
+    answer(self, reply, make_error(errc::not_found, "unknown tenant"), false);
     return;
   }
   // A generator per input, derived from (seed, subscription, version): the
@@ -303,12 +313,12 @@ void process(sub_actor* self, subscription_input in,
   auto d = handle(s.agg, tenant_of(s), id_of(s), in, *env, clk->now(), gen);
   if (!d) {
     bump(&runtime_counters::rejected, s.ctx);
-    answer(self, reply, command_reply{d.error(), reply_state(s)});
+    answer(self, reply, d.error());
     return;
   }
   if (d->work.empty()) {
     adopt(s, std::move(d->next));
-    answer(self, reply, command_reply{std::nullopt, reply_state(s)});
+    answer(self, reply, std::nullopt);
     issue_calls(self, d->calls);
     return;
   }
@@ -362,7 +372,7 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* base,
   if (m.match_elements<subscription_command>()) {
     auto c = m.move_if_unshared<subscription_command>(0);
     auto rp = self->make_response_promise();
-    process(self, std::move(c.input), rp, false);
+    process(self, std::move(c.input), reply_slot{rp}, false);
     return rp;
   }
   if (m.match_elements<caf::atom_value, claimed_timer>()
@@ -370,9 +380,9 @@ caf::result<caf::message> dispatch(caf::scheduled_actor* base,
     auto t = m.move_if_unshared<claimed_timer>(1);
     // Answered after the commit when asked (the timer service's flow
     // control sends timers as requests); a plain send expects nothing.
-    std::optional<caf::response_promise> rp;
+    std::optional<reply_slot> rp;
     if (self->current_message_id().is_request())
-      rp = self->make_response_promise();
+      rp = reply_slot{self->make_response_promise(), false};
     process(self, sub_in::timer_due{std::move(t.timer)}, rp, true);
     return caf::delegated<caf::message>{};
   }

@@ -2,7 +2,9 @@
 /// CAF side of the subscription actors (see subscription_runtime.hpp).
 /// Protocol of the registry:
 ///   subscription_command            -> command_reply (after the commit)
-///   (timer_due_atom, claimed_timer) -> routed by payload "subscription"
+///   (timer_due_atom, claimed_timer) -> routed by payload "subscription";
+///       a request is answered after the commit with a command_reply that
+///       carries the failure, if any, and no state
 ///   (recover_atom)                  -> std::uint64_t subscriptions poked:
 ///       activates every subscription with an unfinished saga, which
 ///       re-issues its in-flight gateway calls under the same keys

@@ -498,6 +498,31 @@ TEST(subscription_actor, a_timer_cancelled_between_its_claim_and_its_delivery_is
   EXPECT_FALSE(*pending);
 }
 
+/// A command's answer carries the state after it; a fired timer's (the
+/// timer service only waits for the commit) carries none, and the state is
+/// not copied for it.
+TEST(subscription_actor, a_timer_is_acknowledged_without_the_state_a_command_gets) {
+  world w;
+  node n(w);
+  auto created = n.send(sub_in::create{customer_id{"c"}, plan_id{"basic"}, 1,
+                                       "pm_card_visa", std::nullopt});
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(created.state.id, sub);
+  EXPECT_EQ(created.state.life.status, sub_status::trialing);
+  w.clk.advance_seconds(14 * seconds_per_day);
+  auto claimed = w.st.claim_due_timers(w.clk.now(), 10, 60, "test");
+  ASSERT_TRUE(claimed.has_value());
+  ASSERT_EQ(claimed->size(), 1u);
+  auto r = n.deliver(claimed->front());
+  ASSERT_TRUE(r.ok()) << r.failure->detail;
+  EXPECT_EQ(r.state, subscription_state{});
+  // The timer did its work all the same: the trial ended.
+  auto after = n.send(sub_in::update_payment_method{"pm_card_visa"});
+  ASSERT_TRUE(after.ok());
+  EXPECT_NE(after.state.life.status, sub_status::trialing);
+  EXPECT_GE(after.state.version, 2);
+}
+
 // -- real threads ---------------------------------------------------------------
 
 struct threaded {
