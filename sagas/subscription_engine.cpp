@@ -382,7 +382,7 @@ struct run {
           for (auto& o : agg.sub.open_invoices)
             if (o.collecting_saga == id)
               o.collecting_saga.clear();
-          finished[id] = *done;
+          finished[id] = std::move(*done); // erased at once
           agg.sagas.erase(id);
           agg.sub.sagas.erase(id);
         }
@@ -1805,7 +1805,7 @@ struct run {
       w.snapshots.push_back(snapshot_record{s.id, s.version, state, now});
     w.subscriptions.push_back(subscription_row{
       s.id, s.customer, s.plan, string{to_string(s.life.status)}, s.version,
-      state, now});
+      std::move(state), now}); // its last use
   }
 };
 
