@@ -4,6 +4,7 @@
 /// (callers write object keys in sorted order, as nlohmann's std::map does).
 
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -28,6 +29,21 @@ public:
     return *this;
   }
 
+  /// A member name written in the source (a string literal): copied as it
+  /// is, so it must need no escaping (the identifiers of our documents).
+  template <std::size_t N>
+  json_writer& key(const char (&k)[N]) {
+    separate();
+    out_.push_back('"');
+    out_.append(k, N - 1);
+    out_.append("\":", 2);
+    after_key_ = true;
+    return *this;
+  }
+  template <std::size_t N, class V>
+  json_writer& member(const char (&k)[N], const V& v) {
+    return key(k).value(v);
+  }
   json_writer& value(std::string_view v) {
     separate();
     put_string(v);

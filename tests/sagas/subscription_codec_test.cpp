@@ -263,6 +263,17 @@ TEST(subscription_codec, writer_escapes_like_nlohmann_and_separates_members) {
                 {"b", odd},
                 {"c", false}};
   EXPECT_EQ(out, expected.dump());
+  // Literal names take their own path; names from strings are escaped.
+  std::string both;
+  const std::string name = odd;
+  json_writer{both}
+    .begin_object()
+    .member("d", std::int64_t{7})
+    .member("e", "lit")
+    .member(std::string_view{name}, std::int32_t{-2})
+    .end_object();
+  json expected_both{{"d", 7}, {"e", "lit"}, {odd, -2}};
+  EXPECT_EQ(both, expected_both.dump());
 }
 
 } // namespace
