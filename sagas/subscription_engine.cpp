@@ -1805,7 +1805,8 @@ struct run {
       w.snapshots.push_back(snapshot_record{s.id, s.version, state, now});
     w.subscriptions.push_back(subscription_row{
       s.id, s.customer, s.plan, string{to_string(s.life.status)}, s.version,
-      std::move(state), now}); // its last use
+      state, now}); // a copy: exactly its size (the text's reserve may
+                    // have doubled), which the store keeps
   }
 };
 
