@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "domain/flat_index.hpp"
 #include "workflows/retry_policy.hpp"
 
 namespace recur {
@@ -172,8 +173,30 @@ struct sandbox_gateway::state {
 
   // Deques: they grow without moving (or touching twice) what they hold.
   std::deque<charge_entry> charges;
-  std::unordered_map<std::string, std::size_t> charge_by_key;
-  std::unordered_map<std::string, std::size_t> charge_by_id;
+  struct charge_key {
+    std::string_view operator()(const charge_entry& e) const {
+      return e.request.idempotency_key;
+    }
+  };
+  /// Charges by idempotency key (the entries stay put in the deque). A
+  /// charge's id is "ch_sbx_<its place in `charges` + 1>": see index_of.
+  flat_index<charge_entry, charge_key> charge_by_key;
+
+  /// The place in `charges` of the charge with id `id`, if there is one.
+  std::optional<std::size_t> index_of(std::string_view id) const {
+    constexpr std::string_view prefix = "ch_sbx_";
+    if (!id.starts_with(prefix))
+      return std::nullopt;
+    const std::string_view digits = id.substr(prefix.size());
+    std::size_t n = 0;
+    const auto [end, ec]
+      = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (ec != std::errc{} || end != digits.data() + digits.size()
+        || digits.empty() || digits.front() == '0' || n == 0
+        || n > charges.size())
+      return std::nullopt;
+    return n - 1;
+  }
   std::deque<refund_entry> refunds;
   std::unordered_map<std::string, std::size_t> refund_by_key;
   /// Fresh attempts per tenant + customer + flaky token.
@@ -300,9 +323,9 @@ struct sandbox_gateway::state {
     const instant now = clk.now();
     const std::size_t index = charges.size();
     charges.push_back({req, *answer, *answer, settles_to, now, 0, 0});
-    charge_by_key.emplace(req.idempotency_key, index);
-    charge_by_id.emplace(std::move(charge_id), index);
     charge_entry& e = charges.back();
+    charge_by_key.insert(e); // a fresh key: charge() looked it up
+    RECUR_ASSERT(index_of(charge_id) == index);
     // A lost answer is always announced: the webhook may be all that tells.
     const bool answer_lost = f.lose_answer || plan.what == charge_lose_answer;
     switch (answer->status) {
@@ -326,10 +349,10 @@ struct sandbox_gateway::state {
   /// Checks every refund rule against the charge; the refund's own key has
   /// been checked already.
   status refundable(const refund_request& req) const {
-    const auto it = charge_by_id.find(req.charge_id);
-    if (it == charge_by_id.end())
+    const auto at = index_of(req.charge_id);
+    if (!at)
       return make_error(errc::not_found, "no charge '" + req.charge_id + "'");
-    const charge_entry& e = charges[it->second];
+    const charge_entry& e = charges[*at];
     if (e.current.status != charge_status::succeeded)
       return make_error(errc::invalid_transition,
                         "charge '" + req.charge_id + "' is "
@@ -395,9 +418,8 @@ result<charge_result> sandbox_gateway::charge(const charge_request& req) {
     return charge_result{};
   if (st.refund_by_key.contains(req.idempotency_key))
     return conflict(req.idempotency_key);
-  if (auto it = st.charge_by_key.find(req.idempotency_key);
-      it != st.charge_by_key.end()) {
-    const auto& e = st.charges[it->second];
+  if (const auto* found = st.charge_by_key.find(req.idempotency_key)) {
+    const auto& e = *found;
     if (!(e.request == req))
       return conflict(req.idempotency_key);
     return f.lose_answer ? charge_result{} : e.first;
@@ -412,11 +434,11 @@ sandbox_gateway::retrieve(const std::string& idempotency_key) {
   if (!st.available)
     return make_error(errc::unavailable, "sandbox gateway is unavailable");
   st.settle_due(st.clk.now());
-  const auto it = st.charge_by_key.find(idempotency_key);
-  if (it == st.charge_by_key.end())
+  const auto* found = st.charge_by_key.find(idempotency_key);
+  if (found == nullptr)
     return make_error(errc::not_found, "no charge with idempotency key '"
                                          + idempotency_key + "'");
-  return st.charges[it->second].current;
+  return found->current;
 }
 
 result<refund_result> sandbox_gateway::refund(const refund_request& req) {
@@ -440,7 +462,7 @@ result<refund_result> sandbox_gateway::refund(const refund_request& req) {
   if (auto s = st.refundable(req); !s)
     return s.error();
   RECUR_ASSERT(st.refunds.size() < sandbox_refunds_max);
-  auto& charge = st.charges[st.charge_by_id.at(req.charge_id)];
+  auto& charge = st.charges[st.index_of(req.charge_id).value()];
   charge.refunded_minor += req.amount.amount_minor();
   refund_result answer{"re_sbx_" + std::to_string(st.refunds.size() + 1),
                        req.amount};
@@ -476,10 +498,8 @@ void sandbox_gateway::set_available(bool available) {
 
 std::int64_t sandbox_gateway::times_collected(const std::string& key) const {
   std::lock_guard guard{state_->mu};
-  const auto it = state_->charge_by_key.find(key);
-  return it == state_->charge_by_key.end()
-           ? 0
-           : state_->charges[it->second].collections;
+  const auto* found = state_->charge_by_key.find(key);
+  return found == nullptr ? 0 : found->collections;
 }
 
 std::vector<charge_record> sandbox_gateway::charges() const {

@@ -1,5 +1,7 @@
 #include "persistence/memory_store.hpp"
 
+#include "domain/flat_index.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -63,6 +65,10 @@ struct saga_row {
   std::vector<saga_step_row> steps;
 };
 
+struct ledger_tx_id {
+  std::string_view operator()(const ledger_tx& tx) const { return tx.id; }
+};
+
 /// Everything one tenant owns. Every tenant-scoped call reaches exactly one of
 /// these, so keys are per tenant and no call can touch another tenant's rows.
 /// Trees where a listing walks the keys in order (customers, plans,
@@ -87,7 +93,7 @@ struct tenant_tables {
   /// hold (a vector's doubling copied every entry and touched twice the
   /// memory), so `ledger_ids` can view the ids in place.
   std::deque<ledger_tx> ledger;
-  std::unordered_set<std::string_view> ledger_ids;
+  flat_index<ledger_tx, ledger_tx_id> ledger_ids;
   std::set<std::pair<std::string, std::string>> inbox;
   std::map<std::string, idempotency_row> idempotency;
   std::map<std::string, usage_event> usage;
@@ -675,7 +681,7 @@ struct memory_store::tables {
                   std::move(a.transaction)});
       // The view is of the string in the deque, which stays where it is
       // until the rollback above (run after this one) drops it.
-      if (!ids.insert(tx.id).second)
+      if (!ids.insert(tx))
         return make_error(errc::already_exists, "ledger transaction " + tx.id);
       c.undo.on_undo([&ids, &tx] { ids.erase(tx.id); });
     }
