@@ -65,6 +65,15 @@ struct saga_row {
   std::vector<saga_step_row> steps;
 };
 
+/// Invoices and attempts are indexed by their idempotency key (which no
+/// update changes) where they are stored.
+struct idempotency_key_of {
+  template <class Row>
+  std::string_view operator()(const Row& r) const {
+    return r.idempotency_key;
+  }
+};
+
 struct ledger_tx_id {
   std::string_view operator()(const ledger_tx& tx) const { return tx.id; }
 };
@@ -85,9 +94,9 @@ struct tenant_tables {
   /// owner walk their own timers, not the tenant's.
   std::set<std::pair<std::string, std::string>> timers_by_owner;
   std::map<std::string, invoice_record> invoices;
-  hash_map<std::string> invoice_ids_by_key;
+  flat_index<invoice_record, idempotency_key_of> invoice_ids_by_key;
   hash_map<payment_attempt_record> attempts;
-  hash_map<std::string> attempt_ids_by_key;
+  flat_index<payment_attempt_record, idempotency_key_of> attempt_ids_by_key;
   /// In append order, one row per transaction (its postings are the
   /// entries, numbered from 1). Deques: they grow without moving what they
   /// hold (a vector's doubling copied every entry and touched twice the
@@ -146,6 +155,20 @@ typename Map::mapped_type* insert_fresh(journal& j, Map& m,
     m.erase(copy);
   });
   return &it->second;
+}
+
+/// Moves the new row `r` (version 1) into its place `row` and indexes it by
+/// its idempotency key; false, `r` left as it was, when the key is taken.
+/// A rollback drops it from the index before its row goes.
+template <class Index, class Row>
+bool index_fresh(journal& j, Index& index, Row& r, Row& row) {
+  if (index.contains(r.idempotency_key))
+    return false;
+  r.version = 1;
+  row = std::move(r);
+  index.insert(row);
+  j.on_undo([&index, key = &row.idempotency_key] { index.erase(*key); });
+  return true;
 }
 
 /// Remembers a sequence's length so that a rollback drops what gets appended.
@@ -588,11 +611,8 @@ struct memory_store::tables {
       if (!fresh)
         return duplicate();
       c.undo.on_undo([&m = c.rows.invoices, it] { m.erase(it); });
-      if (!insert_fresh(c.undo, c.rows.invoice_ids_by_key, r.idempotency_key,
-                        r.id.value))
+      if (!index_fresh(c.undo, c.rows.invoice_ids_by_key, r, it->second))
         return duplicate();
-      r.version = 1;
-      it->second = std::move(r);
     }
     return {};
   }
@@ -632,11 +652,8 @@ struct memory_store::tables {
         c.undo, c.rows.attempts, r.id.value, payment_attempt_record{});
       if (row == nullptr)
         return duplicate();
-      if (!insert_fresh(c.undo, c.rows.attempt_ids_by_key, r.idempotency_key,
-                        r.id.value))
+      if (!index_fresh(c.undo, c.rows.attempt_ids_by_key, r, *row))
         return duplicate();
-      r.version = 1;
-      *row = std::move(r);
     }
     return {};
   }
@@ -1034,9 +1051,8 @@ memory_store::find_invoice_by_key(const tenant_id& t,
   std::lock_guard lock{mutex_};
   const tenant_tables* rows = tables_->find(t);
   if (rows != nullptr) {
-    if (auto it = rows->invoice_ids_by_key.find(idempotency_key);
-        it != rows->invoice_ids_by_key.end())
-      return rows->invoices.at(it->second);
+    if (const invoice_record* r = rows->invoice_ids_by_key.find(idempotency_key))
+      return *r;
   }
   return make_error(errc::not_found, "invoice with key " + idempotency_key);
 }
