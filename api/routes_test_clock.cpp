@@ -18,7 +18,6 @@
 
 #include <mutex>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "api/billing_common.hpp"
@@ -33,13 +32,13 @@ constexpr std::size_t max_timers = 10'000;
 constexpr std::int64_t lease_s = 300;
 constexpr std::chrono::seconds settle_timeout{30};
 
-// The subscription a timer belongs to (its payload names it).
+// The subscription a timer belongs to (its payload names it), as the
+// registry routes it.
 std::optional<subscription_id> owner_of(const timer_record& t) {
-  auto p = json::parse(t.payload_json, nullptr, false);
-  if (!p.is_object() || !p.contains("subscription")
-      || !p["subscription"].is_string())
+  auto sub = timer_subscription(t.payload_json);
+  if (!sub)
     return std::nullopt;
-  return subscription_id{p["subscription"].get<std::string>()};
+  return subscription_id{std::move(*sub)};
 }
 
 struct advance_outcome {
