@@ -31,10 +31,8 @@ struct timer_service_state {
   /// The target went down (monitored): its window slots were released and
   /// the service claims nothing more.
   bool target_down = false;
-  /// Bumped when the target goes down: answers (or timeouts) of requests
-  /// sent before then free no slot, the slots having been released at once.
-  std::uint64_t window_epoch = 0;
-  /// Deliveries of the window not answered yet, by number; and every
+  /// Deliveries of the window not answered yet, by number (their count is
+  /// the window's use; stats.in_flight is read from it); and every
   /// delivery in the order sent with the time its slot lapses (lease_s
   /// after it was sent, on the actor clock). A poll or tick frees the lapsed
   /// slots: one sweep instead of a CAF request timeout per delivery (each
@@ -60,7 +58,7 @@ struct drain_outcome {
 std::size_t window_room(const timer_service_state& s) {
   if (s.cfg.max_in_flight == 0)
     return s.cfg.claim_batch_limit;
-  const auto used = static_cast<std::size_t>(s.stats.in_flight);
+  const std::size_t used = s.unanswered.size();
   if (used >= s.cfg.max_in_flight)
     return 0;
   return std::min(s.cfg.claim_batch_limit, s.cfg.max_in_flight - used);
@@ -69,12 +67,12 @@ std::size_t window_room(const timer_service_state& s) {
 drain_outcome drain(timer_service_actor* self);
 void arm_poll(timer_service_actor* self, bool at_once);
 
-/// An answer (or its absence) freed a slot of the window: claim again once
-/// half of the window is free, so that claims stay batched.
+/// An answer (or its absence) freed a slot of the window (taken out of
+/// `unanswered`): claim again once half of the window is free, so that
+/// claims stay batched.
 void slot_freed(timer_service_actor* self) {
   auto& s = self->state;
-  --s.stats.in_flight;
-  if (s.stats.in_flight == s.cfg.max_in_flight / 2) {
+  if (s.unanswered.size() == s.cfg.max_in_flight / 2) {
     const drain_outcome d = drain(self);
     arm_poll(self, d.backlog);
   }
@@ -111,7 +109,6 @@ void deliver(timer_service_actor* self, claimed_timer t) {
     self->send(s.target, timer_due_atom::value, std::move(t));
     return;
   }
-  ++s.stats.in_flight;
   const std::uint64_t n = s.next_delivery++;
   s.unanswered.insert(n);
   s.sent.emplace_back(n, self->clock().now()
@@ -203,10 +200,8 @@ caf::behavior timer_service_fun(timer_service_actor* self, store* st,
       return;
     spdlog::warn("timer_service claimer={} event=target_down "
                  "in_flight_released={} reason={}",
-                 s.cfg.claimer, s.stats.in_flight, to_string(m.reason));
+                 s.cfg.claimer, s.unanswered.size(), to_string(m.reason));
     s.target_down = true;
-    s.stats.in_flight = 0;
-    ++s.window_epoch;
     s.unanswered.clear(); // answers still to come free nothing
     s.sent.clear();
   });
@@ -227,7 +222,11 @@ caf::behavior timer_service_fun(timer_service_actor* self, store* st,
       arm_poll(self, d.backlog);
       return d.delivered;
     },
-    [self](stats_atom) -> timer_service_stats { return self->state.stats; },
+    [self](stats_atom) -> timer_service_stats {
+      auto out = self->state.stats;
+      out.in_flight = self->state.unanswered.size();
+      return out;
+    },
   };
 }
 
