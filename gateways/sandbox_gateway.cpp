@@ -191,9 +191,9 @@ struct sandbox_gateway::state {
     std::size_t n = 0;
     const auto [end, ec]
       = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    // No leading zero: each id has one spelling (and "ch_sbx_0" none).
     if (ec != std::errc{} || end != digits.data() + digits.size()
-        || digits.empty() || digits.front() == '0' || n == 0
-        || n > charges.size())
+        || digits.front() == '0' || n > charges.size())
       return std::nullopt;
     return n - 1;
   }

@@ -1,7 +1,5 @@
 #include "persistence/memory_store.hpp"
 
-#include "domain/flat_index.hpp"
-
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -13,8 +11,9 @@
 #include <system_error>
 #include <tuple>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
+
+#include "domain/flat_index.hpp"
 
 namespace recur {
 
@@ -180,8 +179,8 @@ void remember_size(journal& j, Seq& v) {
 }
 
 /// Inserts k unless present; false when it was already there.
-template <class Set, class K>
-bool insert_once(journal& j, Set& s, const K& k) {
+template <class K>
+bool insert_once(journal& j, std::set<K>& s, const K& k) {
   if (!s.insert(k).second)
     return false;
   j.on_undo([&s, k] { s.erase(k); });
@@ -449,8 +448,7 @@ struct memory_store::tables {
 
   status apply_new_sagas(apply_context& c) {
     for (saga_record& s : c.work.new_sagas) {
-      std::string key = s.id.value;
-      auto [it, fresh] = c.rows.sagas.try_emplace(std::move(key));
+      auto [it, fresh] = c.rows.sagas.try_emplace(s.id.value);
       if (!fresh)
         return make_error(errc::already_exists, "saga " + s.id.value);
       c.undo.on_undo([&m = c.rows.sagas, it] { m.erase(it); });

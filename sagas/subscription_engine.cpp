@@ -30,8 +30,12 @@ using std::string;
 /// a reference count instead of copying every step's names.
 using def_ptr = std::shared_ptr<const saga_definition>;
 
+def_ptr shared(saga_definition d) {
+  return std::make_shared<const saga_definition>(std::move(d));
+}
+
 const def_ptr& invoice_def() {
-  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{"invoice",
+  static const def_ptr d = shared(saga_definition{"invoice",
                                  {{"issue_invoice", "void_invoice"},
                                   {"post_receivable", "reverse_receivable"},
                                   {"charge", "refund_charge"},
@@ -41,14 +45,14 @@ const def_ptr& invoice_def() {
 }
 
 const def_ptr& payment_def() {
-  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{
+  static const def_ptr d = shared(saga_definition{
     "payment", {{"charge", "refund_charge"}, {"settle", ""}},
     default_retry_policy()});
   return d;
 }
 
 const def_ptr& suspension_def() {
-  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{"suspension",
+  static const def_ptr d = shared(saga_definition{"suspension",
                                  {{"revoke_entitlements", "restore_entitlements"},
                                   {"notify_suspended", ""},
                                   {"await_reinstatement", ""}},
@@ -57,7 +61,7 @@ const def_ptr& suspension_def() {
 }
 
 const def_ptr& plan_change_def() {
-  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{"plan_change",
+  static const def_ptr d = shared(saga_definition{"plan_change",
                                  {{"issue_proration", "void_proration"},
                                   {"charge", "refund_charge"},
                                   {"settle", ""},
@@ -67,7 +71,7 @@ const def_ptr& plan_change_def() {
 }
 
 const def_ptr& cancellation_def() {
-  static const def_ptr d = std::make_shared<const saga_definition>(saga_definition{"cancellation",
+  static const def_ptr d = shared(saga_definition{"cancellation",
                                  {{"credit_unused", ""},
                                   {"refund_credit", ""},
                                   {"close_open_invoices", ""},
@@ -107,7 +111,7 @@ def_ptr dunning_def(const string& steps) {
       {name, name.starts_with("suspend@") ? "lift_suspension" : ""});
     pos = end + 1;
   }
-  return std::make_shared<const saga_definition>(std::move(d));
+  return shared(std::move(d));
 }
 
 /// "retry_payment@7" -> ("retry_payment", 7).
