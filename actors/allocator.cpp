@@ -27,7 +27,7 @@ namespace {
 /// benchmark's CPU; on the next (a Firecracker/KVM guest with free page
 /// reporting, where each fault of a huge page zeroes 2 MiB the host must
 /// back first, under whatever lock the faulting thread holds) it added a
-/// third (bench/RESULTS.md, "Huge pages, again"). So it is opt-in:
+/// third (bench/RESULTS.md, "Huge pages again, …"). So it is opt-in:
 /// RECUR_HUGEPAGES=1 turns it on. Memory freed back with
 /// release_free_memory() is still returned (MADV_DONTNEED splits the huge
 /// page).
