@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 
 /// The process's allocator, as far as the orchestrator needs to know it
@@ -21,5 +22,25 @@ void release_free_memory();
 /// Bytes handed out by the allocator and not freed yet (the live heap), if
 /// the allocator can tell.
 std::optional<std::size_t> heap_allocated_bytes();
+
+/// Whether the heap takes its memory as transparent huge pages (see
+/// allocator.cpp): forced by RECUR_HUGEPAGES=1/0, else undecided until the
+/// heap has taken 64 MiB from the system, then on or off by a probe of the
+/// host's page-fault costs. Always off with glibc's malloc.
+enum class huge_pages_mode { undecided, on, off, forced_on, forced_off };
+const char* to_string(huge_pages_mode m);
+huge_pages_mode huge_pages();
+
+/// The probe's figures (zero until it ran): the fastest of three rounds.
+struct huge_page_probe {
+  std::int64_t small_fault_ns = 0; // per 4 KiB page
+  std::int64_t huge_fault_ns = 0;  // per 2 MiB page
+};
+huge_page_probe huge_pages_probe();
+
+/// The probe's rule: huge pages when a 4 KiB fault costs more than 2 µs
+/// (a guest whose every fault traps to the hypervisor) and 512 of them more
+/// than four huge ones.
+bool huge_pages_pay(const huge_page_probe& p);
 
 } // namespace recur

@@ -597,8 +597,9 @@ caf::behavior registry(registry_actor* self, const runtime_context* ctx,
     [self](sweep_atom) {
       if (auto& stopped = self->state.stopped_since_release; stopped > 0) {
         release_free_memory();
-        spdlog::debug("event=memory_released allocator={} passivated={}",
-                      allocator_name(), stopped);
+        spdlog::debug("event=memory_released allocator={} huge_pages={} "
+                      "passivated={}",
+                      allocator_name(), to_string(huge_pages()), stopped);
         stopped = 0;
       }
       ++self->state.tick;

@@ -322,6 +322,7 @@ int main(int argc, char** argv) {
     "\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
     "\"sagas_per_s\":%.0f,\"cpu_s\":%.2f,\"cpu_us_per_saga\":%.1f,\"heap_bytes_per_saga\":%.0f,\"commits\":%llu,\"commit_failures\":%llu,"
     "\"gateway_calls\":%llu,\"collected_minor\":%lld,\"expected_minor\":%lld,"
+    "\"huge_pages\":\"%s\",\"small_fault_ns\":%lld,\"huge_fault_ns\":%lld,"
     "\"done\":%s}\n",
     o.store.c_str(), o.writer.c_str(), static_cast<long long>(o.n), o.window,
     o.threads, o.policy.c_str(), o.pool, o.lanes,
@@ -336,6 +337,9 @@ int main(int argc, char** argv) {
     static_cast<unsigned long long>(counters.commit_failures.load()),
     static_cast<unsigned long long>(counters.gateway_calls.load()),
     static_cast<long long>(collected), static_cast<long long>(o.n) * 3000,
+    to_string(huge_pages()),
+    static_cast<long long>(huge_pages_probe().small_fault_ns),
+    static_cast<long long>(huge_pages_probe().huge_fault_ns),
     done ? "true" : "false");
   // A run that did not finish, or collected other than once per invoice,
   // is a failure, not a figure.
