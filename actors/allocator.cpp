@@ -9,6 +9,7 @@
 #  include <cstdint>
 #  include <cstdlib>
 #  include <cstring>
+#  include <vector>
 
 #  include <gperftools/malloc_extension.h>
 #  include <gperftools/malloc_extension_c.h>
@@ -187,6 +188,21 @@ const char* allocator_name() {
   return "tcmalloc";
 }
 
+void pretouch_heap(std::size_t bytes) {
+  MallocExtension::instance()->SetMemoryReleaseRate(0);
+  constexpr std::size_t block = std::size_t{1} << 20;
+  std::vector<char*> blocks;
+  blocks.reserve(bytes / block);
+  for (std::size_t i = 0; i < bytes / block; ++i) {
+    blocks.push_back(static_cast<char*>(std::malloc(block)));
+    if (blocks.back() == nullptr)
+      break;
+    std::memset(blocks.back(), 0, block);
+  }
+  for (char* b : blocks)
+    std::free(b);
+}
+
 huge_pages_mode huge_pages() {
   return installed != nullptr ? installed->mode() : mode_from_env();
 }
@@ -212,6 +228,8 @@ std::optional<std::size_t> heap_allocated_bytes() {
 const char* allocator_name() {
   return "glibc";
 }
+
+void pretouch_heap(std::size_t) {}
 
 huge_pages_mode huge_pages() {
   return huge_pages_mode::off;

@@ -23,6 +23,14 @@ void release_free_memory();
 /// the allocator can tell.
 std::optional<std::size_t> heap_allocated_bytes();
 
+/// Diagnostic only (renewal_bench --pretouch-mb): takes `bytes` from the
+/// system in 1 MiB blocks, writes every page, frees them to tcmalloc's page
+/// heap and stops tcmalloc from handing free pages back on its own, so that
+/// what is allocated afterwards lands on pages already mapped. It separates
+/// the cost of first-touch page faults from the rest of a run; RSS stays
+/// up, so nothing else calls it. A no-op with glibc's malloc.
+void pretouch_heap(std::size_t bytes);
+
 /// Whether the heap takes its memory as transparent huge pages (see
 /// allocator.cpp): forced by RECUR_HUGEPAGES=1/0, else undecided until the
 /// heap has taken 64 MiB from the system, then on or off by a probe of the

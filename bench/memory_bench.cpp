@@ -726,12 +726,12 @@ void print(const options& o, const figures& f, const checks& c) {
               mib(f.rss_after), mib(f.rss_after_released), f.activation_s,
               f.passivation_s);
   std::printf(
-    "\"allocator\":\"%s\",\"idle_ms\":%lld,\"window\":%lld,"
+    "\"allocator\":\"%s\",\"huge_pages\":\"%s\",\"idle_ms\":%lld,\"window\":%lld,"
     "\"heap_bytes_per_actor\":%.0f,\"heap_after_passivation_mib\":%.1f,"
     "\"sizeof\":{\"subscription_state\":%zu,"
     "\"subscription_aggregate\":%zu,\"rng\":%zu,"
     "\"caf_event_based_actor\":%zu},",
-    allocator_name(), static_cast<long long>(o.idle_ms),
+    allocator_name(), to_string(huge_pages()), static_cast<long long>(o.idle_ms),
     static_cast<long long>(o.window),
     static_cast<double>(f.heap_active - f.heap_baseline) / n, mib(f.heap_after),
     sizeof(subscription_state), sizeof(subscription_aggregate), sizeof(rng),

@@ -63,3 +63,17 @@ TEST(huge_pages, a_heap_past_64_mib_has_decided) {
   EXPECT_EQ(std::string_view{to_string(mode)},
             mode == huge_pages_mode::on ? "on" : "off");
 }
+
+TEST(pretouch_heap, leaves_nothing_allocated) {
+  const auto before = heap_allocated_bytes();
+  pretouch_heap(std::size_t{32} << 20);
+  const auto after = heap_allocated_bytes();
+  ASSERT_EQ(before.has_value(), after.has_value());
+  if (before) { // what it took it gave back: the live heap is as it was
+    EXPECT_LT(*after > *before ? *after - *before : *before - *after,
+              std::size_t{1} << 20);
+  }
+  auto p = std::make_unique<char[]>(1 << 20); // and the heap still serves
+  p[0] = 1;
+  EXPECT_EQ(p[0], 1);
+}
