@@ -12,4 +12,11 @@ std::string_view to_string(interval_unit u) noexcept {
   return "unknown";
 }
 
+std::optional<interval_unit> interval_unit_from(std::string_view s) noexcept {
+  for (interval_unit u : all_interval_units)
+    if (to_string(u) == s)
+      return u;
+  return std::nullopt;
+}
+
 } // namespace recur

@@ -398,17 +398,11 @@ result<billing_interval> decode_interval(const json& obj) {
   if (!unit)
     return unit.error();
   billing_interval interval;
-  bool known = false;
-  for (auto u : {interval_unit::day, interval_unit::week, interval_unit::month,
-                 interval_unit::year}) {
-    if (to_string(u) == *unit) {
-      interval.unit = u;
-      known = true;
-    }
-  }
+  const auto known = interval_unit_from(*unit);
   if (!known)
     return bad(child(path, "unit"),
                "unknown interval unit (day, week, month or year)");
+  interval.unit = *known;
   auto count = field_int32(**j, path, "count");
   if (!count)
     return count.error();

@@ -210,9 +210,7 @@ public:
         || !enum_of(cancel_, all_cancel_reasons, s_.life.cancel)
         || !enum_of(pause_, all_pause_reasons, s_.life.pause))
       return false;
-    static constexpr std::array units{interval_unit::day, interval_unit::week,
-                                      interval_unit::month, interval_unit::year};
-    if (!enum_of(unit_, units, s_.interval.unit))
+    if (!enum_of(unit_, all_interval_units, s_.interval.unit))
       return false;
     out = std::move(s_);
     return true;

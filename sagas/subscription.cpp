@@ -19,28 +19,6 @@ billing_period period_from(const json& j) {
                         instant{j.at("end").get<std::int64_t>()}};
 }
 
-std::string_view unit_name(interval_unit u) {
-  switch (u) {
-    case interval_unit::day: return "day";
-    case interval_unit::week: return "week";
-    case interval_unit::month: return "month";
-    case interval_unit::year: return "year";
-  }
-  return "month";
-}
-
-interval_unit unit_from(const std::string& s) {
-  if (s == "day")
-    return interval_unit::day;
-  if (s == "week")
-    return interval_unit::week;
-  if (s == "year")
-    return interval_unit::year;
-  if (s == "month")
-    return interval_unit::month;
-  throw std::invalid_argument("unknown interval unit " + s);
-}
-
 template <class Enum, std::size_t N>
 Enum enum_from(const std::string& s, const std::array<Enum, N>& all) {
   for (auto e : all)
@@ -78,7 +56,7 @@ std::string to_json(const subscription_state& s) {
   w.member("id", s.id.value);
   w.key("interval").begin_object()
     .member("count", s.interval.count)
-    .member("unit", unit_name(s.interval.unit))
+    .member("unit", to_string(s.interval.unit))
     .end_object();
   if (s.last_paid) {
     const auto& p = *s.last_paid;
@@ -152,7 +130,11 @@ result<subscription_state> subscription_from_value(const json& j) {
       = enum_from(j.at("cancel_reason").get<std::string>(), all_cancel_reasons);
     s.life.pause
       = enum_from(j.at("pause_reason").get<std::string>(), all_pause_reasons);
-    s.interval.unit = unit_from(j.at("interval").at("unit").get<std::string>());
+    const auto unit_text = j.at("interval").at("unit").get<std::string>();
+    const auto unit = interval_unit_from(unit_text);
+    if (!unit)
+      throw std::invalid_argument("unknown interval unit " + unit_text);
+    s.interval.unit = *unit;
     s.interval.count = j.at("interval").at("count").get<std::int32_t>();
     s.anchor = instant{j.at("anchor").get<std::int64_t>()};
     s.period = period_from(j.at("period"));

@@ -358,3 +358,12 @@ TEST(period, property_billing_day_schedules_land_on_the_billing_day) {
     }
   }
 }
+
+TEST(interval_unit, spellings_read_back_and_nothing_else_does) {
+  for (recur::interval_unit u : recur::all_interval_units)
+    EXPECT_EQ(recur::interval_unit_from(recur::to_string(u)), u);
+  EXPECT_FALSE(recur::interval_unit_from("Month"));
+  EXPECT_FALSE(recur::interval_unit_from("months"));
+  EXPECT_FALSE(recur::interval_unit_from(""));
+  EXPECT_FALSE(recur::interval_unit_from("unknown"));
+}
