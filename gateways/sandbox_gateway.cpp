@@ -347,8 +347,8 @@ struct sandbox_gateway::state {
   }
 
   /// Checks every refund rule against the charge; the refund's own key has
-  /// been checked already.
-  status refundable(const refund_request& req) const {
+  /// been checked already. The charge's place in `charges` when it passes.
+  result<std::size_t> refundable(const refund_request& req) const {
     const auto at = index_of(req.charge_id);
     if (!at)
       return make_error(errc::not_found, "no charge '" + req.charge_id + "'");
@@ -370,7 +370,7 @@ struct sandbox_gateway::state {
                         "refund of " + req.amount.to_display() + " exceeds the "
                           + money{left, req.amount.currency()}.to_display()
                           + " still unrefunded");
-    return {};
+    return *at;
   }
 };
 
@@ -459,10 +459,11 @@ result<refund_result> sandbox_gateway::refund(const refund_request& req) {
       return conflict(req.idempotency_key);
     return r.answer;
   }
-  if (auto s = st.refundable(req); !s)
-    return s.error();
+  const auto at = st.refundable(req);
+  if (!at)
+    return at.error();
   RECUR_ASSERT(st.refunds.size() < sandbox_refunds_max);
-  auto& charge = st.charges[st.index_of(req.charge_id).value()];
+  auto& charge = st.charges[*at];
   charge.refunded_minor += req.amount.amount_minor();
   refund_result answer{"re_sbx_" + std::to_string(st.refunds.size() + 1),
                        req.amount};
