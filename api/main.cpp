@@ -257,7 +257,9 @@ int run(const api::options& opts) {
   pool_config.clock_for = [&clocks](const tenant_id& t) -> const recur::clock* {
     return clocks.clock_for(t);
   };
-  pool_config.seed = static_cast<std::uint64_t>(clock.now().unix_s);
+  pool_config.seed = opts.sandbox_seed.value_or(
+    static_cast<std::uint64_t>(clock.now().unix_s));
+  pool_config.sandbox = opts.sandbox; // its seeded fault rates
   pool_config.sandbox.events_for_sync_outcomes = false;
   api::sandbox_pool sandboxes{pool_config};
   tenant_gateways_config gateways_config;

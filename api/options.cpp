@@ -1,5 +1,7 @@
 #include "api/options.hpp"
 
+#include <limits>
+
 #include <arpa/inet.h>
 
 #include <array>
@@ -33,6 +35,12 @@ struct raw_values {
   std::optional<std::string> db_pool;
   std::optional<std::string> db_lanes;
   std::optional<std::string> read_cache;
+  std::optional<std::string> sandbox_timeout;
+  std::optional<std::string> sandbox_timeout_after_commit;
+  std::optional<std::string> sandbox_decline_soft;
+  std::optional<std::string> sandbox_pending;
+  std::optional<std::string> sandbox_settle_delay;
+  std::optional<std::string> sandbox_seed;
 };
 
 // The flags that take a value, each with its environment variable (empty:
@@ -60,10 +68,33 @@ constexpr value_flag db_lanes_flag{"--db-lanes", "RECUR_DB_LANES",
                                    &raw_values::db_lanes};
 constexpr value_flag read_cache_flag{"--read-cache", "RECUR_READ_CACHE",
                                      &raw_values::read_cache};
+constexpr value_flag sandbox_timeout_flag{"--sandbox-timeout-ppm",
+                                          "RECUR_SANDBOX_TIMEOUT_PPM",
+                                          &raw_values::sandbox_timeout};
+constexpr value_flag sandbox_timeout_after_commit_flag{
+  "--sandbox-timeout-after-commit-ppm",
+  "RECUR_SANDBOX_TIMEOUT_AFTER_COMMIT_PPM",
+  &raw_values::sandbox_timeout_after_commit};
+constexpr value_flag sandbox_decline_soft_flag{
+  "--sandbox-decline-soft-ppm", "RECUR_SANDBOX_DECLINE_SOFT_PPM",
+  &raw_values::sandbox_decline_soft};
+constexpr value_flag sandbox_pending_flag{"--sandbox-pending-ppm",
+                                          "RECUR_SANDBOX_PENDING_PPM",
+                                          &raw_values::sandbox_pending};
+constexpr value_flag sandbox_settle_flag{"--sandbox-settle-delay-s",
+                                         "RECUR_SANDBOX_SETTLE_DELAY_S",
+                                         &raw_values::sandbox_settle_delay};
+constexpr value_flag sandbox_seed_flag{"--sandbox-seed", "RECUR_SANDBOX_SEED",
+                                       &raw_values::sandbox_seed};
 constexpr std::array value_flags{db_flag,         listen_flag,  kafka_flag,
                                  admin_file_flag, rate_flag,    burst_flag,
                                  http_threads_flag, db_pool_flag,
-                                 db_lanes_flag, read_cache_flag};
+                                 db_lanes_flag, read_cache_flag,
+                                 sandbox_timeout_flag,
+                                 sandbox_timeout_after_commit_flag,
+                                 sandbox_decline_soft_flag,
+                                 sandbox_pending_flag, sandbox_settle_flag,
+                                 sandbox_seed_flag};
 
 status take_value(const value_flag& flag, std::string value, raw_values& out) {
   if (value.empty())
@@ -225,6 +256,35 @@ status apply_optional(const raw_values& raw, const env_lookup& env,
       return bad(v.where + n.error().detail);
     opts.read_cache_entries = static_cast<std::size_t>(*n);
   }
+  struct ppm_setting {
+    const value_flag& flag;
+    std::uint32_t sandbox_config::*field;
+  };
+  for (const ppm_setting& p :
+       {ppm_setting{sandbox_timeout_flag, &sandbox_config::timeout_ppm},
+        ppm_setting{sandbox_timeout_after_commit_flag,
+                    &sandbox_config::timeout_after_commit_ppm},
+        ppm_setting{sandbox_decline_soft_flag, &sandbox_config::decline_soft_ppm},
+        ppm_setting{sandbox_pending_flag, &sandbox_config::pending_ppm}}) {
+    if (auto v = resolve(p.flag, raw, env); v.value) {
+      auto n = parse_count(*v.value, 0, ppm_max);
+      if (!n)
+        return bad(v.where + n.error().detail);
+      opts.sandbox.*p.field = static_cast<std::uint32_t>(*n);
+    }
+  }
+  if (auto v = resolve(sandbox_settle_flag, raw, env); v.value) {
+    auto n = parse_count(*v.value, 0, settle_delay_s_max);
+    if (!n)
+      return bad(v.where + n.error().detail);
+    opts.sandbox.settle_delay_s = *n;
+  }
+  if (auto v = resolve(sandbox_seed_flag, raw, env); v.value) {
+    auto n = parse_count(*v.value, 0, std::numeric_limits<std::int64_t>::max());
+    if (!n)
+      return bad(v.where + n.error().detail);
+    opts.sandbox_seed = static_cast<std::uint64_t>(*n);
+  }
   if (raw.admin_key_file) {
     opts.admin_key_file = *raw.admin_key_file;
   } else if (auto key = from_env(env, "RECUR_ADMIN_KEY")) {
@@ -331,7 +391,7 @@ std::string usage() {
          "              [--admin-key-file <path>] [--rate-limit <n>] "
          "[--rate-burst <n>]\n"
          "              [--http-threads <n>] [--db-pool <n>] [--db-lanes <n>]\n"
-         "              [--read-cache <n>]\n"
+         "              [--read-cache <n>] [--sandbox-… <n>]\n"
          "\n"
          "Recur's server: the billing API over HTTP (see GET /openapi.json),\n"
          "/healthz, /readyz and /metrics.\n"
@@ -380,6 +440,19 @@ std::string usage() {
          "                          0 = off, needed if another process "
          "writes the database\n"
          "                          env RECUR_READ_CACHE; default 65536\n"
+         "  --sandbox-timeout-ppm <n>, --sandbox-timeout-after-commit-ppm <n>,\n"
+         "  --sandbox-decline-soft-ppm <n>, --sandbox-pending-ppm <n>\n"
+         "                          the sandbox gateway's seeded fault rates "
+         "in parts\n"
+         "                          per million (0..1000000); default 0\n"
+         "                          env RECUR_SANDBOX_TIMEOUT_PPM, …\n"
+         "  --sandbox-settle-delay-s <n>  seconds a pending sandbox charge "
+         "takes to settle\n"
+         "                          env RECUR_SANDBOX_SETTLE_DELAY_S; default 60\n"
+         "  --sandbox-seed <n>      the sandbox's generator seed (a drill "
+         "replays)\n"
+         "                          env RECUR_SANDBOX_SEED; default: the start "
+         "time\n"
          "  --version               print the version and exit\n"
          "  -h, --help              print this help and exit\n"
          "\n"

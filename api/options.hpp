@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "domain/error.hpp"
+#include "gateways/sandbox_gateway.hpp" // sandbox_config (header only here)
 
 namespace recur::api {
 
@@ -54,6 +55,16 @@ struct options {
   /// a second process writing the same database requires
   /// (api/subscription_cache.hpp).
   std::size_t read_cache_entries = 65'536;
+  /// The in-process sandbox gateway's seeded faults (gateways/
+  /// sandbox_gateway.hpp), for failure drills against a running recurd:
+  /// --sandbox-timeout-ppm, --sandbox-timeout-after-commit-ppm,
+  /// --sandbox-decline-soft-ppm, --sandbox-pending-ppm (each 0..1000000,
+  /// default 0) and --sandbox-settle-delay-s (default 60), each also as
+  /// RECUR_SANDBOX_…; only the fault fields and the settle delay are read.
+  sandbox_config sandbox;
+  /// --sandbox-seed / RECUR_SANDBOX_SEED: the sandboxes' generator seed, so
+  /// that a drill replays; unset: recurd's start time.
+  std::optional<std::uint64_t> sandbox_seed;
   bool show_help = false;
   bool show_version = false;
 };

@@ -327,3 +327,50 @@ TEST(serving_options, help_lists_both_with_their_variables) {
                         "RECUR_DB_POOL"})
     EXPECT_NE(text.find(s), std::string::npos) << s;
 }
+
+TEST(options, sandbox_faults_default_to_none_and_are_bounded) {
+  auto def = parse({"--db", "dbname=x"});
+  ASSERT_TRUE(def);
+  EXPECT_EQ(def->sandbox.timeout_ppm, 0u);
+  EXPECT_EQ(def->sandbox.timeout_after_commit_ppm, 0u);
+  EXPECT_EQ(def->sandbox.decline_soft_ppm, 0u);
+  EXPECT_EQ(def->sandbox.pending_ppm, 0u);
+  EXPECT_EQ(def->sandbox.settle_delay_s, 60);
+  EXPECT_FALSE(def->sandbox_seed);
+  auto set = parse({"--db", "dbname=x", "--sandbox-timeout-ppm=1000",
+                    "--sandbox-decline-soft-ppm", "1000000",
+                    "--sandbox-seed", "42"},
+                   {{"RECUR_SANDBOX_PENDING_PPM", "7"},
+                    {"RECUR_SANDBOX_TIMEOUT_AFTER_COMMIT_PPM", "3"},
+                    {"RECUR_SANDBOX_SETTLE_DELAY_S", "5"},
+                    {"RECUR_SANDBOX_TIMEOUT_PPM", "999"}}); // the flag wins
+  ASSERT_TRUE(set) << set.error().detail;
+  EXPECT_EQ(set->sandbox.timeout_ppm, 1000u);
+  EXPECT_EQ(set->sandbox.timeout_after_commit_ppm, 3u);
+  EXPECT_EQ(set->sandbox.decline_soft_ppm, 1'000'000u);
+  EXPECT_EQ(set->sandbox.pending_ppm, 7u);
+  EXPECT_EQ(set->sandbox.settle_delay_s, 5);
+  EXPECT_EQ(set->sandbox_seed, 42u);
+  for (const auto& [flag, value] :
+       std::vector<std::pair<std::string_view, std::string_view>>{
+         {"--sandbox-timeout-ppm", "1000001"},
+         {"--sandbox-pending-ppm", "-1"},
+         {"--sandbox-decline-soft-ppm", "half"},
+         {"--sandbox-settle-delay-s", "2592001"},
+         {"--sandbox-seed", "-5"}}) {
+    auto bad = parse({"--db", "dbname=x", flag, value});
+    ASSERT_FALSE(bad) << flag << " " << value;
+    EXPECT_EQ(bad.error().detail.rfind("option " + std::string{flag}, 0), 0u)
+      << bad.error().detail;
+  }
+  auto env_bad = parse({"--db", "dbname=x"},
+                       {{"RECUR_SANDBOX_TIMEOUT_PPM", "2000000"}});
+  ASSERT_FALSE(env_bad);
+  EXPECT_NE(env_bad.error().detail.find("RECUR_SANDBOX_TIMEOUT_PPM"),
+            std::string::npos);
+  for (std::string_view name :
+       {"--sandbox-timeout-ppm", "--sandbox-timeout-after-commit-ppm",
+        "--sandbox-decline-soft-ppm", "--sandbox-pending-ppm",
+        "--sandbox-settle-delay-s", "--sandbox-seed"})
+    EXPECT_NE(usage().find(name), std::string::npos) << name;
+}
