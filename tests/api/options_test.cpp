@@ -26,6 +26,17 @@ result<options> parse(std::vector<std::string_view> args,
     });
 }
 
+// Each (flag, value) is refused, and the error starts by naming the flag.
+void expect_each_refused_naming_its_flag(
+  const std::vector<std::pair<std::string_view, std::string_view>>& cases) {
+  for (const auto& [flag, value] : cases) {
+    auto bad = parse({"--db", "dbname=x", flag, value});
+    ASSERT_FALSE(bad) << flag << " " << value;
+    EXPECT_EQ(bad.error().detail.rfind("option " + std::string{flag}, 0), 0u)
+      << bad.error().detail;
+  }
+}
+
 } // namespace
 
 TEST(options, db_is_required_and_the_error_names_it) {
@@ -230,16 +241,10 @@ TEST(options, rate_limits_have_defaults_and_bounds) {
   ASSERT_TRUE(set);
   EXPECT_EQ(set->rate_limit_per_s, 0);
   EXPECT_EQ(set->rate_burst, 5);
-  for (const auto& [flag, value] :
-       std::vector<std::pair<std::string_view, std::string_view>>{
-         {"--rate-limit", "-1"},
-         {"--rate-limit", "ten"},
-         {"--rate-limit", "1000001"},
-         {"--rate-burst", "0"}}) {
-    auto bad = parse({"--db", "dbname=x", flag, value});
-    ASSERT_FALSE(bad) << flag << " " << value;
-    EXPECT_EQ(bad.error().detail.rfind("option " + std::string{flag}, 0), 0u);
-  }
+  expect_each_refused_naming_its_flag({{"--rate-limit", "-1"},
+                                       {"--rate-limit", "ten"},
+                                       {"--rate-limit", "1000001"},
+                                       {"--rate-burst", "0"}});
 }
 
 TEST(options, usage_lists_the_issue_5_options_with_defaults_and_variables) {
@@ -351,18 +356,11 @@ TEST(options, sandbox_faults_default_to_none_and_are_bounded) {
   EXPECT_EQ(set->sandbox.pending_ppm, 7u);
   EXPECT_EQ(set->sandbox.settle_delay_s, 5);
   EXPECT_EQ(set->sandbox_seed, 42u);
-  for (const auto& [flag, value] :
-       std::vector<std::pair<std::string_view, std::string_view>>{
-         {"--sandbox-timeout-ppm", "1000001"},
-         {"--sandbox-pending-ppm", "-1"},
-         {"--sandbox-decline-soft-ppm", "half"},
-         {"--sandbox-settle-delay-s", "2592001"},
-         {"--sandbox-seed", "-5"}}) {
-    auto bad = parse({"--db", "dbname=x", flag, value});
-    ASSERT_FALSE(bad) << flag << " " << value;
-    EXPECT_EQ(bad.error().detail.rfind("option " + std::string{flag}, 0), 0u)
-      << bad.error().detail;
-  }
+  expect_each_refused_naming_its_flag({{"--sandbox-timeout-ppm", "1000001"},
+                                       {"--sandbox-pending-ppm", "-1"},
+                                       {"--sandbox-decline-soft-ppm", "half"},
+                                       {"--sandbox-settle-delay-s", "2592001"},
+                                       {"--sandbox-seed", "-5"}});
   auto env_bad = parse({"--db", "dbname=x"},
                        {{"RECUR_SANDBOX_TIMEOUT_PPM", "2000000"}});
   ASSERT_FALSE(env_bad);
