@@ -1,5 +1,7 @@
 #include "domain/money.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <limits>
 
 namespace recur {
@@ -25,6 +27,18 @@ constexpr currency_row currency_table[] = {
   {"XOF", 0}, {"ZAR", 2},
 };
 
+/// from_code searches the table by halves: it must stay in code order.
+constexpr bool in_code_order() {
+  for (std::size_t i = 1; i < std::size(currency_table); ++i) {
+    const auto& a = currency_table[i - 1].code;
+    const auto& b = currency_table[i].code;
+    if (!(a[0] < b[0] || (a[0] == b[0] && (a[1] < b[1] || (a[1] == b[1] && a[2] < b[2])))))
+      return false;
+  }
+  return true;
+}
+static_assert(in_code_order(), "currency_table must be sorted by code");
+
 std::int64_t pow10(std::int32_t e) {
   std::int64_t r = 1;
   for (std::int32_t i = 0; i < e; ++i)
@@ -46,9 +60,17 @@ error overflow(const char* op) {
 } // namespace
 
 result<currency> currency::from_code(std::string_view code) {
-  for (const auto& row : currency_table) {
-    if (code == row.code)
-      return currency{{row.code[0], row.code[1], row.code[2]}, row.exponent};
+  // The table is in code order: a binary search over three-letter codes,
+  // with no strlen per row (a lookup is on every money read of a state).
+  if (code.size() == 3) {
+    const auto* end = std::end(currency_table);
+    const auto* it = std::lower_bound(
+      std::begin(currency_table), end, code,
+      [](const currency_row& row, std::string_view c) {
+        return std::string_view{row.code, 3} < c;
+      });
+    if (it != end && std::string_view{it->code, 3} == code)
+      return currency{{it->code[0], it->code[1], it->code[2]}, it->exponent};
   }
   return make_error(errc::unknown_currency,
                     "unknown ISO-4217 currency '" + std::string{code} + "'");

@@ -2,6 +2,8 @@
 
 #include <cinttypes>
 #include <limits>
+#include <string_view>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -33,6 +35,27 @@ TEST(money, an_unknown_or_lower_case_code_is_a_typed_error) {
   EXPECT_EQ(currency::from_code("usd").code(), errc::unknown_currency);
   EXPECT_EQ(currency::from_code("").code(), errc::unknown_currency);
   EXPECT_EQ(currency::from_code("USDX").code(), errc::unknown_currency);
+}
+
+TEST(money, every_accepted_code_reads_back_with_its_exponent) {
+  // The ends of the table, its middle and neighbours of each other: the
+  // look-up is a binary search, so an entry out of order would vanish.
+  const std::pair<const char*, std::int32_t> known[] = {
+    {"AED", 2}, {"ARS", 2}, {"AUD", 2}, {"BHD", 3}, {"CLP", 0}, {"EUR", 2},
+    {"GBP", 2}, {"ISK", 0}, {"JOD", 3}, {"JPY", 0}, {"KRW", 0}, {"KWD", 3},
+    {"OMR", 3}, {"TND", 3}, {"USD", 2}, {"VND", 0}, {"XAF", 0}, {"XOF", 0},
+    {"ZAR", 2}};
+  for (const auto& [code, exponent] : known) {
+    auto c = currency::from_code(code);
+    ASSERT_TRUE(c) << code;
+    EXPECT_EQ(c->code(), code);
+    EXPECT_EQ(c->exponent(), exponent) << code;
+  }
+  // Before the first, after the last, between two, and a prefix of one.
+  for (const char* code : {"AAA", "ZZZ", "USC", "US", "U", "AE"})
+    EXPECT_EQ(currency::from_code(code).code(), errc::unknown_currency) << code;
+  EXPECT_EQ(currency::from_code(std::string_view{"USD\0", 4}).code(),
+            errc::unknown_currency);
 }
 
 TEST(money, adding_different_currencies_is_a_currency_mismatch) {
