@@ -47,6 +47,7 @@
 #include <caf/all.hpp>
 
 #include "actors/allocator.hpp"
+#include "bench/host_calibration.hpp"
 #include "actors/gateway_actor_impl.hpp"
 #include "actors/store_writer_impl.hpp"
 #include "actors/subscription_actor_impl.hpp"
@@ -229,6 +230,10 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // The host's random-load cost, read before the clock starts (see
+  // host_calibration.hpp): figures from different hosts differ by it.
+  const double load_ns = bench::random_load_ns().value_or(-1.0);
+
   // -- the run ----------------------------------------------------------------
   manual_clock clk{t0.plus_seconds(30 * seconds_per_day)};
   sandbox_config sc;
@@ -333,7 +338,7 @@ int main(int argc, char** argv) {
     "\"setup_s\":%.2f,\"run_s\":%.3f,\"sagas_completed\":%llu,"
     "\"sagas_per_s\":%.0f,\"cpu_s\":%.2f,\"cpu_us_per_saga\":%.1f,\"heap_bytes_per_saga\":%.0f,\"commits\":%llu,\"commit_failures\":%llu,"
     "\"gateway_calls\":%llu,\"collected_minor\":%lld,\"expected_minor\":%lld,"
-    "\"pretouch_mb\":%lld,\"huge_pages\":\"%s\",\"small_fault_ns\":%lld,\"huge_fault_ns\":%lld,"
+    "\"host_random_load_ns\":%.0f,\"pretouch_mb\":%lld,\"huge_pages\":\"%s\",\"small_fault_ns\":%lld,\"huge_fault_ns\":%lld,"
     "\"done\":%s}\n",
     o.store.c_str(), o.writer.c_str(), static_cast<long long>(o.n), o.window,
     o.threads, o.policy.c_str(), o.pool, o.lanes,
@@ -348,7 +353,7 @@ int main(int argc, char** argv) {
     static_cast<unsigned long long>(counters.commit_failures.load()),
     static_cast<unsigned long long>(counters.gateway_calls.load()),
     static_cast<long long>(collected), static_cast<long long>(o.n) * 3000,
-    static_cast<long long>(o.pretouch_mb), to_string(huge_pages()),
+    load_ns, static_cast<long long>(o.pretouch_mb), to_string(huge_pages()),
     static_cast<long long>(huge_pages_probe().small_fault_ns),
     static_cast<long long>(huge_pages_probe().huge_fault_ns),
     done ? "true" : "false");
