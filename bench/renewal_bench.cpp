@@ -47,11 +47,11 @@
 #include <caf/all.hpp>
 
 #include "actors/allocator.hpp"
-#include "bench/host_calibration.hpp"
 #include "actors/gateway_actor_impl.hpp"
 #include "actors/store_writer_impl.hpp"
 #include "actors/subscription_actor_impl.hpp"
 #include "actors/timer_service_impl.hpp"
+#include "bench/host_calibration.hpp"
 #include "gateways/sandbox_gateway.hpp"
 #include "persistence/memory_store.hpp"
 #include "persistence/pg_store.hpp"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 #include <limits>
+#include <string_view>
 
 namespace recur {
 
@@ -27,17 +28,18 @@ constexpr currency_row currency_table[] = {
   {"XOF", 0}, {"ZAR", 2},
 };
 
-/// from_code searches the table by halves: it must stay in code order.
-constexpr bool in_code_order() {
-  for (std::size_t i = 1; i < std::size(currency_table); ++i) {
-    const auto& a = currency_table[i - 1].code;
-    const auto& b = currency_table[i].code;
-    if (!(a[0] < b[0] || (a[0] == b[0] && (a[1] < b[1] || (a[1] == b[1] && a[2] < b[2])))))
-      return false;
-  }
-  return true;
+constexpr std::string_view code_of(const currency_row& row) {
+  return {row.code, 3};
 }
-static_assert(in_code_order(), "currency_table must be sorted by code");
+
+/// from_code searches the table by halves: it must stay in strict code order.
+static_assert(std::adjacent_find(std::begin(currency_table),
+                                 std::end(currency_table),
+                                 [](const currency_row& a, const currency_row& b) {
+                                   return !(code_of(a) < code_of(b));
+                                 })
+                == std::end(currency_table),
+              "currency_table must be sorted by code, without repeats");
 
 std::int64_t pow10(std::int32_t e) {
   std::int64_t r = 1;
@@ -67,9 +69,9 @@ result<currency> currency::from_code(std::string_view code) {
     const auto* it = std::lower_bound(
       std::begin(currency_table), end, code,
       [](const currency_row& row, std::string_view c) {
-        return std::string_view{row.code, 3} < c;
+        return code_of(row) < c;
       });
-    if (it != end && std::string_view{it->code, 3} == code)
+    if (it != end && code_of(*it) == code)
       return currency{{it->code[0], it->code[1], it->code[2]}, it->exponent};
   }
   return make_error(errc::unknown_currency,
