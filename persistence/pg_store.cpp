@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 
 #include "persistence/pg_commit.hpp"
 #include "persistence/pg_detail.hpp"
@@ -21,6 +24,13 @@ constexpr std::size_t positions_max = 10'000;   // positions per mark_published
 // Events per load: snapshots keep a tail far shorter; a longer one is an
 // error rather than an unbounded read.
 constexpr std::int64_t events_max = 100'000;
+// Activations answered by one history read; reads in flight at once, at
+// most one per tenant (pg_store::load_history). One read per tenant: the
+// renewal run (one tenant) measured 1,822-1,877 renewals/s with one and
+// 1,577-1,592 with two in flight, whose batches were half as large and whose
+// statements competed for the server (bench/RESULTS.md).
+constexpr std::size_t history_batch_max = 64;
+constexpr std::size_t history_readers_max = 4;
 constexpr std::size_t pool_size_max = 64;
 constexpr std::int32_t max_retries_max = 20;
 constexpr int connect_timeout_s = 5;
@@ -273,11 +283,12 @@ const statement scoped_get_gateway_config_q
   = sql("scoped_get_gateway_config",
         "SELECT gateway, config_json, extract(epoch FROM updated_at)::bigint"
         " FROM scoped_get_gateway_config($1, $2)");
-// kind 0: the latest snapshot; kind 1: the events after it, in seq order.
-const statement scoped_load_history_q
-  = sql("scoped_load_history",
-        "SELECT kind, seq, type, body, extract(epoch FROM at)::bigint"
-        " FROM scoped_load_history($1, $2, $3)");
+// Per position in $2 (1-based): kind 0, the latest snapshot; kind 1, the
+// events after it, in seq order.
+const statement scoped_load_histories_q
+  = sql("scoped_load_histories",
+        "SELECT pos, kind, seq, type, body, extract(epoch FROM at)::bigint"
+        " FROM scoped_load_histories($1, $2::text[], $3)");
 
 // Tenant-scoped: row-level security adds tenant_id = app.tenant_id; the
 // explicit tenant_id = $1 lets the planner use the primary keys.
@@ -707,9 +718,27 @@ private:
       });
   }
 
+  /// An activation waiting in load_history: answered by a read in flight,
+  /// or handed the lead of the next one.
+  struct history_wait {
+    const tenant_id* tenant;
+    const subscription_id* subscription;
+    std::optional<result<subscription_history>> answer;
+    bool lead = false;
+  };
+
+  /// One read of the histories of `batch` (all of one tenant), in batch
+  /// order.
+  std::vector<result<subscription_history>>
+  read_histories(const tenant_id& t, const std::vector<history_wait*>& batch);
+
   pg::pool pool_;
   pg::retry_policy policy_;
   std::size_t batch_max_;
+  std::mutex reads_m_;
+  std::condition_variable reads_cv_;
+  std::deque<history_wait*> reads_waiting_;  // guarded by reads_m_
+  std::vector<tenant_id> reads_in_flight_;   // their tenants; reads_m_
 };
 
 status pg_store::probe() {
@@ -886,39 +915,125 @@ pg_store::load_events(const tenant_id& t, const subscription_id& s,
     });
 }
 
+// Group reads. An activation leads a read when none of its tenant is in
+// flight and fewer than history_readers_max are; any other waits. A leader
+// takes every waiting activation of its tenant (up to history_batch_max) into
+// its read, answers them all, and hands the lead on to the longest-waiting
+// activations that may now lead. Under a burst of activations on many
+// threads, one statement answers tens of them; a lone activation still reads
+// at once, and one tenant's burst does not hold up another's reads.
 result<subscription_history> pg_store::load_history(const tenant_id& t,
                                                     const subscription_id& s) {
   if (t.empty())
     return make_error(errc::invalid_argument, "empty tenant id");
-  // One round trip (it was four: BEGIN + tenant, snapshot, events, COMMIT).
-  return in_autocommit<subscription_history>(
-    [&](pg::connection& c, txn& tx,
-        pg::op_context&) -> result<subscription_history> {
+  history_wait me{&t, &s, std::nullopt};
+  std::unique_lock lock{reads_m_};
+  const auto may_lead = [this](const tenant_id& x) {
+    return reads_in_flight_.size() < history_readers_max
+           && std::find(reads_in_flight_.begin(), reads_in_flight_.end(), x)
+                == reads_in_flight_.end();
+  };
+  if (may_lead(t)) {
+    reads_in_flight_.push_back(t);
+  } else {
+    reads_waiting_.push_back(&me);
+    reads_cv_.wait(lock, [&] { return me.answer.has_value() || me.lead; });
+    if (me.answer)
+      return std::move(*me.answer);
+  }
+  std::vector<history_wait*> batch{&me};
+  for (auto it = reads_waiting_.begin();
+       it != reads_waiting_.end() && batch.size() < history_batch_max;) {
+    if (*(*it)->tenant == t) {
+      batch.push_back(*it);
+      it = reads_waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  lock.unlock();
+  std::vector<result<subscription_history>> answers;
+  try {
+    answers = read_histories(t, batch);
+  } catch (const std::exception& e) { // the followers must be answered
+    answers.assign(batch.size(),
+                   make_error(errc::storage_error,
+                              std::string{"history read: "} + e.what()));
+  }
+  lock.lock();
+  for (std::size_t i = 1; i < batch.size(); ++i)
+    batch[i]->answer = std::move(answers[i]);
+  std::erase(reads_in_flight_, t);
+  for (auto it = reads_waiting_.begin(); it != reads_waiting_.end();) {
+    if (may_lead(*(*it)->tenant)) {
+      (*it)->lead = true;
+      reads_in_flight_.push_back(*(*it)->tenant);
+      it = reads_waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  lock.unlock();
+  reads_cv_.notify_all();
+  return std::move(answers.front());
+}
+
+std::vector<result<subscription_history>>
+pg_store::read_histories(const tenant_id& t,
+                         const std::vector<history_wait*>& batch) {
+  pg::array_builder ids{batch.size() * 24};
+  for (const auto* w : batch)
+    ids.add(w->subscription->value);
+  const std::string id_array = ids.take();
+  // One round trip for the batch: autocommit, one statement.
+  auto read = in_autocommit<std::vector<result<subscription_history>>>(
+    [&](pg::connection& c, txn& tx, pg::op_context&)
+      -> result<std::vector<result<subscription_history>>> {
       const auto rows
-        = exec(c, tx, scoped_load_history_q, t.value, s.value, events_max + 1);
-      subscription_history h;
-      h.tail.reserve(rows.size());
+        = exec(c, tx, scoped_load_histories_q, t.value, id_array,
+               events_max + 1);
+      std::vector<subscription_history> hs(batch.size());
       for (const auto& r : rows) {
-        if (r[0].as<int>() == 0) {
-          h.snapshot = snapshot_record{s, r[1].as<std::int64_t>(),
-                                       r[3].as<std::string>(),
-                                       pg::as_instant(r[4])};
+        const auto pos = r[0].as<std::int64_t>();
+        if (pos < 1 || pos > static_cast<std::int64_t>(batch.size()))
+          return make_error(errc::storage_error,
+                            "history row for position " + std::to_string(pos)
+                              + " of " + std::to_string(batch.size()));
+        auto& h = hs[static_cast<std::size_t>(pos - 1)];
+        const auto& s = *batch[static_cast<std::size_t>(pos - 1)]->subscription;
+        if (r[1].as<int>() == 0) {
+          h.snapshot = snapshot_record{s, r[2].as<std::int64_t>(),
+                                       r[4].as<std::string>(),
+                                       pg::as_instant(r[5])};
           continue;
         }
-        h.tail.push_back(event_record{s, r[1].as<std::int64_t>(),
-                                      r[2].as<std::string>(),
+        h.tail.push_back(event_record{s, r[2].as<std::int64_t>(),
                                       r[3].as<std::string>(),
-                                      pg::as_instant(r[4])});
+                                      r[4].as<std::string>(),
+                                      pg::as_instant(r[5])});
       }
-      if (static_cast<std::int64_t>(h.tail.size()) > events_max)
-        return make_error(errc::storage_error,
-                          "more than " + std::to_string(events_max)
-                            + " events to load for " + s.value
-                            + ": take snapshots");
-      const std::int64_t after = h.snapshot ? h.snapshot->seq : 0;
-      h.version = h.tail.empty() ? after : h.tail.back().seq;
-      return h;
+      std::vector<result<subscription_history>> out;
+      out.reserve(hs.size());
+      for (std::size_t i = 0; i < hs.size(); ++i) {
+        auto& h = hs[i];
+        if (static_cast<std::int64_t>(h.tail.size()) > events_max) {
+          out.emplace_back(make_error(
+            errc::storage_error, "more than " + std::to_string(events_max)
+                                   + " events to load for "
+                                   + batch[i]->subscription->value
+                                   + ": take snapshots"));
+          continue;
+        }
+        const std::int64_t after = h.snapshot ? h.snapshot->seq : 0;
+        h.version = h.tail.empty() ? after : h.tail.back().seq;
+        out.emplace_back(std::move(h));
+      }
+      return out;
     });
+  if (!read)
+    return std::vector<result<subscription_history>>(batch.size(),
+                                                     read.error());
+  return std::move(*read);
 }
 
 // -- sagas --------------------------------------------------------------------

@@ -496,8 +496,8 @@ TEST_F(seeded, a_scoped_read_leaves_no_tenant_set_after_its_statement) {
               .as<int>(),
             1);
   EXPECT_EQ(tx.exec("SELECT count(*) FROM subscriptions")[0][0].as<int>(), 0);
-  EXPECT_EQ(tx.exec("SELECT count(*) FROM scoped_load_history('ten_a',"
-                    " 'sub_1', 10)")[0][0]
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM scoped_load_histories('ten_a',"
+                    " ARRAY['sub_1'], 10)")[0][0]
               .as<int>(),
             1); // the seed's snapshot, at its only event
   EXPECT_EQ(tx.exec("SELECT count(*) FROM snapshots")[0][0].as<int>(), 0);

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <latch>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -804,6 +806,210 @@ TEST_F(batches, the_batch_settings_make_an_update_probe_by_key) {
             std::string::npos)
     << in_a_batch;
   EXPECT_EQ(in_a_batch.find("Seq Scan"), std::string::npos) << in_a_batch;
+}
+
+// -- group reads of histories -------------------------------------------------
+
+// A history as the test below wrote it: sub_<i> of ten_a has 1 + i % 4
+// events, and a snapshot at the last-but-one when i % 3 == 0 and there are
+// two or more; ten_b's sub_0 has seven events and no snapshot; sub_none has
+// nothing in either tenant.
+struct written_history {
+  std::int64_t events = 0;
+  std::int64_t snapshot_at = 0; // 0: none
+};
+
+written_history history_of(const tenant_id& t, const std::string& sub) {
+  if (sub == "sub_none")
+    return {};
+  if (t == tenant_b)
+    return {7, 0};
+  const int i = std::stoi(sub.substr(4));
+  const std::int64_t n = 1 + i % 4;
+  return {n, (i % 3 == 0 && n >= 2) ? n - 1 : 0};
+}
+
+std::string payload_of(const tenant_id& t, const std::string& sub,
+                       std::int64_t seq) {
+  return R"({"t":")" + t.value + R"(","s":")" + sub + R"(","q":)"
+         + std::to_string(seq) + "}";
+}
+
+// Concurrent activations are answered by a few statements, each with its own
+// subscription's history and no other tenant's rows. The first read of each
+// tenant is held on a lock while 30 more activations arrive: those wait in
+// the store instead of sending statements of their own (one read in flight
+// per tenant), and are then answered by one more read per tenant (four reads
+// in all: 32 without batching).
+TEST(pg_history_reads, concurrent_activations_share_a_few_reads) {
+  auto db = scratch_db::create(db_kind::fresh);
+  ASSERT_TRUE(db);
+  {
+    pqxx::connection c{db->conninfo()};
+    pqxx::nontransaction tx{c};
+    tx.exec("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET"
+            " track_functions = ''pl''', current_database()); END $$");
+  }
+  auto writer = open_ok(db->config());
+  ASSERT_NE(writer, nullptr);
+  std::vector<unit_of_work> works;
+  auto write = [&](const tenant_id& t, const std::string& sub) {
+    const auto h = history_of(t, sub);
+    unit_of_work w;
+    w.tenant = t;
+    event_append a{subscription_id{sub}, 0, {}};
+    for (std::int64_t q = 1; q <= h.events; ++q)
+      a.events.push_back({"e" + std::to_string(q), payload_of(t, sub, q),
+                          instant{100 + q}});
+    w.events.push_back(std::move(a));
+    if (h.snapshot_at > 0)
+      w.snapshots.push_back({subscription_id{sub}, h.snapshot_at,
+                             "snap:" + sub, instant{50}});
+    works.push_back(std::move(w));
+  };
+  for (int i = 0; i < 24; ++i)
+    write(tenant_a, "sub_" + std::to_string(i));
+  write(tenant_b, "sub_0");
+  for (const auto& r : writer->commit_many(works))
+    ASSERT_TRUE(r) << code_of(r);
+
+  std::vector<std::pair<tenant_id, std::string>> asks;
+  for (int k = 0; k < 28; ++k) // sub_0 … sub_3 are asked twice
+    asks.emplace_back(tenant_a, "sub_" + std::to_string(k % 24));
+  asks.emplace_back(tenant_a, "sub_none");
+  asks.emplace_back(tenant_b, "sub_0"); // the same id as ten_a's sub_0
+  asks.emplace_back(tenant_b, "sub_0");
+  asks.emplace_back(tenant_b, "sub_none");
+
+  auto reader_config = db->config();
+  reader_config.pool_size = 8; // room for more reads than the store allows
+  auto reader = open_ok(reader_config);
+  ASSERT_NE(reader, nullptr);
+  pqxx::connection admin{db->conninfo()};
+  auto in_flight = [&] {
+    pqxx::nontransaction q{admin};
+    return q
+      .exec("SELECT count(*) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND wait_event_type = 'Lock' AND query LIKE"
+            " '%scoped_load_histories%'")[0][0]
+      .as<int>();
+  };
+  pqxx::connection locker{db->conninfo()};
+  pqxx::work lock{locker};
+  lock.exec("LOCK TABLE snapshots IN ACCESS EXCLUSIVE MODE");
+
+  std::vector<std::optional<result<subscription_history>>> got(asks.size());
+  std::atomic<int> entered{0};
+  std::vector<std::thread> threads;
+  threads.reserve(asks.size());
+  for (std::size_t k = 0; k < asks.size(); ++k)
+    threads.emplace_back([&, k] {
+      entered.fetch_add(1);
+      got[k] = reader->load_history(asks[k].first,
+                                    subscription_id{asks[k].second});
+    });
+  for (int i = 0; i < 500 && (entered.load() < 32 || in_flight() < 2); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(entered.load(), 32);
+  EXPECT_EQ(in_flight(), 2); // one per tenant; the other 30 wait
+  lock.commit();
+  for (auto& th : threads)
+    th.join();
+
+  for (std::size_t k = 0; k < asks.size(); ++k) {
+    const auto& [t, sub] = asks[k];
+    SCOPED_TRACE(t.value + "/" + sub);
+    ASSERT_TRUE(got[k].has_value());
+    const auto& h = *got[k];
+    ASSERT_TRUE(h) << code_of(h);
+    const auto want = history_of(t, sub);
+    EXPECT_EQ(h->version, want.events);
+    ASSERT_EQ(h->snapshot.has_value(), want.snapshot_at > 0);
+    if (h->snapshot) {
+      EXPECT_EQ(h->snapshot->subscription.value, sub);
+      EXPECT_EQ(h->snapshot->seq, want.snapshot_at);
+      EXPECT_EQ(h->snapshot->state_json, "snap:" + sub);
+      EXPECT_EQ(h->snapshot->taken_at.unix_s, 50);
+    }
+    ASSERT_EQ(static_cast<std::int64_t>(h->tail.size()),
+              want.events - want.snapshot_at);
+    for (std::size_t j = 0; j < h->tail.size(); ++j) {
+      const auto& e = h->tail[j];
+      const std::int64_t q
+        = want.snapshot_at + 1 + static_cast<std::int64_t>(j);
+      EXPECT_EQ(e.subscription.value, sub);
+      EXPECT_EQ(e.seq, q);
+      EXPECT_EQ(e.type, "e" + std::to_string(q));
+      EXPECT_EQ(e.payload_json, payload_of(t, sub, q));
+      EXPECT_EQ(e.recorded_at.unix_s, 100 + q);
+    }
+  }
+
+  // Each closed session reports its function calls as it exits.
+  reader.reset();
+  writer.reset();
+  for (int i = 0; i < 500; ++i) {
+    pqxx::nontransaction q{admin};
+    if (q.exec("SELECT count(*) FROM pg_stat_activity WHERE datname ="
+               " current_database() AND usename <> current_user")[0][0]
+          .as<int>()
+        == 0)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  pqxx::nontransaction q{admin};
+  const auto calls
+    = q.exec("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions"
+             " WHERE funcname = 'scoped_load_histories'")[0][0]
+        .as<std::int64_t>();
+  EXPECT_EQ(calls, 4); // the held reads, then one more per tenant
+}
+
+// Reads of different tenants run side by side, at most four at once: one
+// tenant's burst of activations does not queue another's behind it.
+TEST(pg_history_reads, tenants_read_side_by_side_at_most_four_at_once) {
+  auto db = scratch_db::create();
+  ASSERT_TRUE(db);
+  auto config = db->config();
+  config.pool_size = 8;
+  auto reader = open_ok(config);
+  ASSERT_NE(reader, nullptr);
+  pqxx::connection admin{db->conninfo()};
+  auto in_flight = [&] {
+    pqxx::nontransaction q{admin};
+    return q
+      .exec("SELECT count(*) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND wait_event_type = 'Lock' AND query LIKE"
+            " '%scoped_load_histories%'")[0][0]
+      .as<int>();
+  };
+  pqxx::connection locker{db->conninfo()};
+  pqxx::work lock{locker};
+  lock.exec("LOCK TABLE snapshots IN ACCESS EXCLUSIVE MODE");
+  constexpr int tenants = 6;
+  std::vector<std::optional<result<subscription_history>>> got(tenants);
+  std::vector<std::thread> threads;
+  threads.reserve(tenants);
+  for (int k = 0; k < tenants; ++k)
+    threads.emplace_back([&, k] {
+      got[k] = reader->load_history(tenant_id{"ten_" + std::to_string(k)},
+                                    subscription_id{"sub_none"});
+    });
+  for (int i = 0; i < 500 && in_flight() < 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(in_flight(), 4);
+  lock.commit();
+  for (auto& th : threads)
+    th.join();
+  for (const auto& h : got) {
+    ASSERT_TRUE(h.has_value());
+    ASSERT_TRUE(*h) << code_of(*h);
+    EXPECT_EQ((*h)->version, 0);
+    EXPECT_FALSE((*h)->snapshot);
+    EXPECT_TRUE((*h)->tail.empty());
+  }
 }
 
 } // namespace
