@@ -835,6 +835,32 @@ std::string payload_of(const tenant_id& t, const std::string& sub,
          + std::to_string(seq) + "}";
 }
 
+// Holds every history read on a lock of `snapshots` until release(), and
+// counts the reads that wait on it.
+class held_reads {
+public:
+  explicit held_reads(const std::string& admin_conninfo)
+    : admin_(admin_conninfo), locker_(admin_conninfo), lock_(locker_) {
+    lock_.exec("LOCK TABLE snapshots IN ACCESS EXCLUSIVE MODE");
+  }
+
+  int in_flight() {
+    pqxx::nontransaction q{admin_};
+    return q
+      .exec("SELECT count(*) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND wait_event_type = 'Lock' AND query LIKE"
+            " '%scoped_load_histories%'")[0][0]
+      .as<int>();
+  }
+
+  void release() { lock_.commit(); }
+
+private:
+  pqxx::connection admin_;
+  pqxx::connection locker_;
+  pqxx::work lock_;
+};
+
 // Concurrent activations are answered by a few statements, each with its own
 // subscription's history and no other tenant's rows. The first read of each
 // tenant is held on a lock while 30 more activations arrive: those wait in
@@ -885,18 +911,7 @@ TEST(pg_history_reads, concurrent_activations_share_a_few_reads) {
   reader_config.pool_size = 8; // room for more reads than the store allows
   auto reader = open_ok(reader_config);
   ASSERT_NE(reader, nullptr);
-  pqxx::connection admin{db->conninfo()};
-  auto in_flight = [&] {
-    pqxx::nontransaction q{admin};
-    return q
-      .exec("SELECT count(*) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND wait_event_type = 'Lock' AND query LIKE"
-            " '%scoped_load_histories%'")[0][0]
-      .as<int>();
-  };
-  pqxx::connection locker{db->conninfo()};
-  pqxx::work lock{locker};
-  lock.exec("LOCK TABLE snapshots IN ACCESS EXCLUSIVE MODE");
+  held_reads held{db->conninfo()};
 
   std::vector<std::optional<result<subscription_history>>> got(asks.size());
   std::atomic<int> entered{0};
@@ -908,12 +923,12 @@ TEST(pg_history_reads, concurrent_activations_share_a_few_reads) {
       got[k] = reader->load_history(asks[k].first,
                                     subscription_id{asks[k].second});
     });
-  for (int i = 0; i < 500 && (entered.load() < 32 || in_flight() < 2); ++i)
+  for (int i = 0; i < 500 && (entered.load() < 32 || held.in_flight() < 2); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(entered.load(), 32);
-  EXPECT_EQ(in_flight(), 2); // one per tenant; the other 30 wait
-  lock.commit();
+  EXPECT_EQ(held.in_flight(), 2); // one per tenant; the other 30 wait
+  held.release();
   for (auto& th : threads)
     th.join();
 
@@ -949,6 +964,7 @@ TEST(pg_history_reads, concurrent_activations_share_a_few_reads) {
   // Each closed session reports its function calls as it exits.
   reader.reset();
   writer.reset();
+  pqxx::connection admin{db->conninfo()};
   for (int i = 0; i < 500; ++i) {
     pqxx::nontransaction q{admin};
     if (q.exec("SELECT count(*) FROM pg_stat_activity WHERE datname ="
@@ -975,18 +991,7 @@ TEST(pg_history_reads, tenants_read_side_by_side_at_most_four_at_once) {
   config.pool_size = 8;
   auto reader = open_ok(config);
   ASSERT_NE(reader, nullptr);
-  pqxx::connection admin{db->conninfo()};
-  auto in_flight = [&] {
-    pqxx::nontransaction q{admin};
-    return q
-      .exec("SELECT count(*) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND wait_event_type = 'Lock' AND query LIKE"
-            " '%scoped_load_histories%'")[0][0]
-      .as<int>();
-  };
-  pqxx::connection locker{db->conninfo()};
-  pqxx::work lock{locker};
-  lock.exec("LOCK TABLE snapshots IN ACCESS EXCLUSIVE MODE");
+  held_reads held{db->conninfo()};
   constexpr int tenants = 6;
   std::vector<std::optional<result<subscription_history>>> got(tenants);
   std::vector<std::thread> threads;
@@ -996,11 +1001,11 @@ TEST(pg_history_reads, tenants_read_side_by_side_at_most_four_at_once) {
       got[k] = reader->load_history(tenant_id{"ten_" + std::to_string(k)},
                                     subscription_id{"sub_none"});
     });
-  for (int i = 0; i < 500 && in_flight() < 4; ++i)
+  for (int i = 0; i < 500 && held.in_flight() < 4; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_EQ(in_flight(), 4);
-  lock.commit();
+  EXPECT_EQ(held.in_flight(), 4);
+  held.release();
   for (auto& th : threads)
     th.join();
   for (const auto& h : got) {
