@@ -855,6 +855,17 @@ public:
 
   void release() { lock_.commit(); }
 
+  /// Ends the sessions of the reads that wait on the lock; how many.
+  int kill_waiting() {
+    pqxx::nontransaction q{admin_};
+    return q
+      .exec("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+            " FROM pg_stat_activity WHERE datname = current_database() AND"
+            " wait_event_type = 'Lock' AND"
+            " query LIKE '%scoped_load_histories%'")[0][0]
+      .as<int>();
+  }
+
 private:
   pqxx::connection admin_;
   pqxx::connection locker_;
@@ -1014,6 +1025,48 @@ TEST(pg_history_reads, tenants_read_side_by_side_at_most_four_at_once) {
     EXPECT_EQ((*h)->version, 0);
     EXPECT_FALSE((*h)->snapshot);
     EXPECT_TRUE((*h)->tail.empty());
+  }
+}
+
+// A read whose session dies is retried on a new connection, and every
+// activation waiting on it is answered.
+TEST(pg_history_reads, a_read_killed_in_flight_is_retried_for_all_its_waiters) {
+  auto db = scratch_db::create();
+  ASSERT_TRUE(db);
+  auto writer = open_ok(db->config());
+  ASSERT_NE(writer, nullptr);
+  for (const auto& r : writer->commit_many(std::vector{
+         append_one(tenant_a, "sub_1", 0), append_one(tenant_a, "sub_2", 0)}))
+    ASSERT_TRUE(r) << code_of(r);
+  auto reader = open_ok(db->config());
+  ASSERT_NE(reader, nullptr);
+  held_reads held{db->conninfo()};
+  constexpr int asks = 8;
+  std::vector<std::optional<result<subscription_history>>> got(asks);
+  std::atomic<int> entered{0};
+  std::vector<std::thread> threads;
+  threads.reserve(asks);
+  for (int k = 0; k < asks; ++k)
+    threads.emplace_back([&, k] {
+      entered.fetch_add(1);
+      got[k] = reader->load_history(
+        tenant_a, subscription_id{k % 2 == 0 ? "sub_1" : "sub_none"});
+    });
+  for (int i = 0; i < 500 && (entered.load() < asks || held.in_flight() < 1);
+       ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(held.in_flight(), 1);
+  EXPECT_EQ(held.kill_waiting(), 1);
+  held.release();
+  for (auto& th : threads)
+    th.join();
+  for (int k = 0; k < asks; ++k) {
+    SCOPED_TRACE(k);
+    ASSERT_TRUE(got[k].has_value());
+    ASSERT_TRUE(*got[k]) << code_of(*got[k]);
+    EXPECT_EQ((*got[k])->version, k % 2 == 0 ? 1 : 0);
+    EXPECT_EQ((*got[k])->tail.size(), k % 2 == 0 ? 1U : 0U);
   }
 }
 
