@@ -936,7 +936,9 @@ TEST(pg_history_reads, concurrent_activations_share_a_few_reads) {
     });
   for (int i = 0; i < 500 && (entered.load() < 32 || held.in_flight() < 2); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Time for every thread that has entered to queue in the store: a late one
+  // would lead a read of its own after the release (five calls, not four).
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(entered.load(), 32);
   EXPECT_EQ(held.in_flight(), 2); // one per tenant; the other 30 wait
   held.release();
@@ -1014,7 +1016,7 @@ TEST(pg_history_reads, tenants_read_side_by_side_at_most_four_at_once) {
     });
   for (int i = 0; i < 500 && held.in_flight() < 4; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(held.in_flight(), 4);
   held.release();
   for (auto& th : threads)
